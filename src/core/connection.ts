@@ -1,0 +1,359 @@
+/**
+ * One client connection, as app code sees it.
+ *
+ * @module
+ */
+
+import { CloseCode } from "./close_codes.ts";
+import { ConnectionClosedError, SlowClientError } from "./errors.ts";
+import { type Frame, SendQueue } from "./send_queue.ts";
+import type { Transport } from "./transport.ts";
+import { encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
+import {
+  type ConnectionOwner,
+  kDeliver,
+  kFlush,
+  kLastSeen,
+  kPing,
+  kRooms,
+  kSetUser,
+  kTeardown,
+  kTouch,
+} from "./_internal.ts";
+
+const OPEN = 0;
+const CLOSING = 1;
+const CLOSED = 2;
+
+/** The state of a {@linkcode Connection}. */
+export type ConnectionState = "open" | "closing" | "closed";
+
+/** What was captured from the upgrade request. Headers are not kept: read them in `identify`. */
+export interface ConnectionRequest {
+  /** The full request URL. */
+  readonly url: string;
+  /** Route parameters captured by the adapter (e.g. Hono's `c.req.param()`), else empty. */
+  readonly params: Readonly<Record<string, string>>;
+  /** The negotiated subprotocol, or `""`. */
+  readonly protocol: string;
+}
+
+/** Everything a {@linkcode Connection} is created with. Built by the hub. */
+export interface ConnectionInit {
+  /** Client id (UUID v4). */
+  id: string;
+  /** User id from `identify`, if any. */
+  userId?: string;
+  /** Metadata from `identify`. */
+  metadata: Readonly<Record<string, unknown>>;
+  /** What was captured from the upgrade request. */
+  request: ConnectionRequest;
+  /** The socket. */
+  transport: Transport;
+  /** The hub. */
+  owner: ConnectionOwner;
+  /** Queue limits. */
+  maxQueueMessages: number;
+  /** Queue limits. */
+  maxQueueBytes: number;
+  /** Socket high-water mark in bytes. */
+  highWaterMark: number;
+  /** Resume writing when the socket is under this many bytes. */
+  lowWaterMark: number;
+}
+
+/**
+ * One client connection.
+ *
+ * - Sends never block: a frame goes straight to the socket when it has room,
+ *   else into a bounded queue drained by one writer that waits on the socket's
+ *   backpressure. Order is always preserved.
+ * - A queue that overflows closes the connection with `CloseCode.SLOW_CLIENT`;
+ *   `send()` then throws {@linkcode SlowClientError}.
+ * - `close()` is idempotent: it sends `connection.closed`, closes the socket,
+ *   removes the connection from every index and calls the disconnect hook once.
+ *
+ * @typeParam Locals The shape of per-connection app state in `locals`.
+ */
+export class Connection<Locals extends Record<string, unknown> = Record<string, unknown>> {
+  /** The client id (UUID v4), unique per connection. */
+  readonly id: string;
+  /** Metadata returned by `identify`. */
+  readonly metadata: Readonly<Record<string, unknown>>;
+  /** What was captured from the upgrade request. */
+  readonly request: ConnectionRequest;
+  #userId: string | undefined;
+  #locals: Locals | undefined;
+  #rooms: Set<string> | undefined;
+  #state = OPEN;
+  #closeCode = 0;
+  #closeReason = "";
+  readonly #transport: Transport;
+  readonly #owner: ConnectionOwner;
+  readonly #queue: SendQueue;
+  readonly #hwm: number;
+  readonly #lwm: number;
+  #dirty = false;
+  #waiting = false;
+  #abort: AbortController | undefined;
+  #flushFn: (() => void) | undefined;
+  #lastSeen: number;
+
+  /**
+   * Connections are created by the hub; app code receives them in hooks.
+   * @param init See {@linkcode ConnectionInit}.
+   */
+  constructor(init: ConnectionInit) {
+    this.id = init.id;
+    this.#userId = init.userId;
+    this.metadata = init.metadata;
+    this.request = init.request;
+    this.#transport = init.transport;
+    this.#owner = init.owner;
+    this.#queue = new SendQueue({ maxMessages: init.maxQueueMessages, maxBytes: init.maxQueueBytes });
+    this.#hwm = init.highWaterMark;
+    this.#lwm = init.lowWaterMark;
+    this.#lastSeen = init.owner.now();
+  }
+
+  /** The user id, set by `identify` or by the `authenticate` hook; `undefined` when anonymous. */
+  get userId(): string | undefined {
+    return this.#userId;
+  }
+
+  /** Per-connection app state, created on first use. */
+  get locals(): Locals {
+    return this.#locals ??= {} as Locals;
+  }
+
+  /** The rooms this connection is in (a read-only snapshot). */
+  get rooms(): ReadonlySet<string> {
+    return new Set(this.#rooms);
+  }
+
+  /** `"open"`, `"closing"` or `"closed"`. */
+  get state(): ConnectionState {
+    return this.#state === OPEN ? "open" : this.#state === CLOSING ? "closing" : "closed";
+  }
+
+  /** The close code once closed (0 while open). */
+  get closeCode(): number {
+    return this.#closeCode;
+  }
+
+  /** The close reason once closed. */
+  get closeReason(): string {
+    return this.#closeReason;
+  }
+
+  /** Bytes waiting in this connection's send queue (not counting the socket's own buffer). */
+  get queuedBytes(): number {
+    return this.#queue.bytes;
+  }
+
+  /**
+   * Send one event to this connection.
+   *
+   * @param type The event type.
+   * @param data The payload (JSON-serialisable).
+   * @throws {ConnectionClosedError} If the connection is closed or closing.
+   * @throws {SlowClientError} If the queue overflowed; the connection is then closed.
+   * @example
+   * ```ts ignore
+   * conn.send("notice", { text: "hello" });
+   * ```
+   */
+  send(type: string, data: unknown): void {
+    this.sendRaw(encodeEnvelope(type, data, this.#owner.now()));
+  }
+
+  /**
+   * Send one frame as is, without the envelope.
+   *
+   * @param frame A text or binary frame.
+   * @throws {ConnectionClosedError} If the connection is closed or closing.
+   * @throws {SlowClientError} If the queue overflowed; the connection is then closed.
+   */
+  sendRaw(frame: Frame): void {
+    if (this.#state !== OPEN) throw new ConnectionClosedError();
+    const size = typeof frame === "string" ? utf8Length(frame) : frame.byteLength;
+    if (!this[kDeliver](frame, size)) {
+      throw this.#closeCode === CloseCode.SLOW_CLIENT ? new SlowClientError() : new ConnectionClosedError();
+    }
+  }
+
+  /**
+   * Join a room from server code. Always allowed; idempotent.
+   * @param room The room name.
+   */
+  join(room: string): void {
+    if (this.#state !== OPEN) return;
+    this.#owner.join(this, room);
+  }
+
+  /**
+   * Leave a room. Idempotent.
+   * @param room The room name.
+   */
+  leave(room: string): void {
+    this.#owner.leave(this, room);
+  }
+
+  /**
+   * Close the connection: sends `connection.closed {code, reason}`, then closes
+   * the socket. Idempotent and safe in any state.
+   *
+   * @param code 1000, or 3000–4999.
+   * @param reason At most 123 UTF-8 bytes.
+   * @throws {RangeError} If the code or reason is not allowed.
+   */
+  close(code: number = CloseCode.NORMAL, reason = ""): void {
+    if (!(code === 1000 || (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999))) {
+      throw new RangeError(`Cannot close connection: invalid close code ${code}`);
+    }
+    if (utf8Length(reason) > 123) {
+      throw new RangeError("Cannot close connection: reason is over 123 UTF-8 bytes");
+    }
+    if (this.#state !== OPEN) return;
+    this.#state = CLOSING;
+    if (code === CloseCode.SLOW_CLIENT) this.#queue.clear();
+    else this.#sendQueued();
+    try {
+      this.#transport.send(encodeEnvelope(ServerEvent.CLOSED, { code, reason }, this.#owner.now()));
+    } catch { /* the socket may already be gone */ }
+    try {
+      this.#transport.close(code, reason);
+    } catch { /* idem */ }
+    this[kTeardown](code, reason);
+  }
+
+  /** @internal Deliver an encoded frame; `false` if it was not accepted. */
+  [kDeliver](frame: Frame, size: number): boolean {
+    if (this.#state !== OPEN) return false;
+    const queue = this.#queue;
+    if (this.#transport.cork !== undefined) {
+      if (!queue.push(frame, size)) return this.#overflow();
+      if (!this.#dirty && !this.#waiting) {
+        this.#dirty = true;
+        this.#owner.markDirty(this);
+      }
+      return true;
+    }
+    if (!this.#waiting && queue.length === 0) {
+      const status = this.#transport.send(frame);
+      if (status > 0) return true;
+      if (status === 0) return this.#overflow();
+      if (this.#transport.bufferedAmount() >= this.#hwm) this.#startWriter();
+      return true;
+    }
+    if (!queue.push(frame, size)) return this.#overflow();
+    if (!this.#waiting) this.#startWriter();
+    return true;
+  }
+
+  /** @internal Flush the queue now (the hub calls this once per tick for corked transports). */
+  [kFlush](): void {
+    this.#dirty = false;
+    if (this.#state !== OPEN || this.#waiting) return;
+    this.#sendQueued();
+    if (this.#queue.length > 0) this.#startWriter();
+  }
+
+  /** @internal The socket closed or the hub tore the connection down. Idempotent. */
+  [kTeardown](code: number, reason: string): void {
+    if (this.#state === CLOSED) return;
+    this.#state = CLOSED;
+    this.#closeCode = code;
+    this.#closeReason = reason;
+    this.#abort?.abort();
+    this.#queue.clear();
+    this.#queue.close();
+    this.#owner.closed(this, code, reason);
+  }
+
+  /** @internal Mark the connection alive now. */
+  [kTouch](): void {
+    this.#lastSeen = this.#owner.now();
+  }
+
+  /** @internal When the connection last showed signs of life. */
+  get [kLastSeen](): number {
+    return this.#lastSeen;
+  }
+
+  /** @internal Send a protocol ping if the transport can; `false` if it cannot. */
+  [kPing](): boolean {
+    if (this.#transport.ping === undefined) return false;
+    try {
+      this.#transport.ping();
+    } catch { /* closing */ }
+    return true;
+  }
+
+  /** @internal Set the user id (authenticate hook). */
+  [kSetUser](userId: string | undefined): void {
+    this.#userId = userId;
+  }
+
+  /** @internal The live room set (the hub maintains it). */
+  get [kRooms](): Set<string> {
+    return this.#rooms ??= new Set();
+  }
+
+  #overflow(): false {
+    this.#owner.slow(this);
+    this.close(CloseCode.SLOW_CLIENT, "slow client");
+    return false;
+  }
+
+  #sendQueued(): void {
+    if (this.#queue.length === 0) return;
+    const cork = this.#transport.cork;
+    if (cork !== undefined) {
+      cork.call(this.#transport, this.#flushFn ??= () => this.#drainSync());
+    } else {
+      this.#drainSync();
+    }
+  }
+
+  /** Send queued frames while the socket has room. */
+  #drainSync(): void {
+    const transport = this.#transport;
+    const queue = this.#queue;
+    let frame: Frame | undefined;
+    while ((frame = queue.shift()) !== undefined) {
+      const status = transport.send(frame);
+      if (status > 0) continue;
+      if (status === 0) {
+        this.#overflow();
+        return;
+      }
+      if (transport.bufferedAmount() >= this.#hwm) return;
+    }
+  }
+
+  #startWriter(): void {
+    if (this.#waiting || this.#state !== OPEN) return;
+    this.#waiting = true;
+    const abort = this.#abort = new AbortController();
+    this.#write(abort.signal);
+  }
+
+  /** The one writer: waits for the socket to drain, then sends what is queued. */
+  async #write(signal: AbortSignal): Promise<void> {
+    try {
+      while (this.#state === OPEN) {
+        await this.#transport.writable(this.#lwm, signal);
+        if (this.#state !== OPEN) return;
+        this.#sendQueued();
+        if (this.#queue.length === 0) return;
+      }
+    } catch {
+      // Aborted by teardown, or the socket failed: teardown follows from the close event.
+    } finally {
+      // Synchronously with the last step, so no frame can slip between "empty" and "idle".
+      this.#waiting = false;
+      this.#abort = undefined;
+    }
+  }
+}

@@ -1,0 +1,1097 @@
+/**
+ * The hub: tracks connections by client id, user id and room, and fans
+ * messages out to them.
+ *
+ * @module
+ */
+
+import type { StandardSchemaV1 } from "@standard-schema/spec";
+import { CloseCode } from "./close_codes.ts";
+import { Connection } from "./connection.ts";
+import { MessageError } from "./errors.ts";
+import type { Frame } from "./send_queue.ts";
+import type { SocketEvents, Transport } from "./transport.ts";
+import { compileOriginCheck, type OriginCheck } from "./_origin.ts";
+import {
+  type ConnectionOwner,
+  kDeliver,
+  kFlush,
+  kLastSeen,
+  kPing,
+  kRooms,
+  kSetUser,
+  kTeardown,
+  kTouch,
+} from "./_internal.ts";
+import { encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
+import { ErrorCode } from "../protocol/error_codes.ts";
+
+/** An inbound app message: a JSON object with a string `type`. */
+export interface InboundMessage {
+  /** The message type. */
+  type: string;
+  [key: string]: unknown;
+}
+
+/** Who a connection is, as decided by the server in `identify` or `authenticate`. */
+export interface Identity {
+  /** The user id. Omit for an anonymous connection. */
+  userId?: string;
+  /** App metadata kept on the connection (`connection.metadata`). */
+  metadata?: Record<string, unknown>;
+}
+
+/** Time source and timers, injectable so tests need not wait 30 s. */
+export interface Clock {
+  /** Unix time in ms. */
+  now(): number;
+  /** Like the global `setInterval`. */
+  setInterval(fn: () => void, ms: number): unknown;
+  /** Like the global `clearInterval`. */
+  clearInterval(handle: unknown): void;
+}
+
+/** The real clock. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (handle) => clearInterval(handle as number),
+};
+
+/** Where an error reported through `onError` came from. */
+export type HubErrorSource =
+  | "identify"
+  | "connect"
+  | "message"
+  | "binary"
+  | "disconnect"
+  | "authenticate"
+  | "canJoin"
+  | "emit";
+
+/** Options for {@linkcode Hub}. Every limit has a safe default. */
+export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
+  /**
+   * Decide who a connection is from the upgrade request (cookie, header, token
+   * in the query). Return an {@linkcode Identity}, `undefined` for anonymous,
+   * or `null`/`false` to refuse with 401. Throwing also refuses (and is reported).
+   * @default {anonymous}
+   */
+  identify?: (
+    request: Request,
+  ) => Identity | undefined | null | false | Promise<Identity | undefined | null | false>;
+  /**
+   * Verify an `authenticate` message (e.g. a token in it) and return the user
+   * id, or `null`/`false` to refuse. The client can never name its own user id:
+   * only what this hook returns is used.
+   * @default {only connections identified at upgrade are authenticated}
+   */
+  authenticate?: (
+    connection: Connection,
+    message: InboundMessage,
+  ) => string | null | false | undefined | Promise<string | null | false | undefined>;
+  /**
+   * The room guard: may this connection join `room` through a client
+   * `subscribe`? Server-side `join()` is always allowed.
+   * @default {refuse every room}
+   */
+  canJoin?: (connection: Connection, room: string) => boolean | Promise<boolean>;
+  /** A connection opened. Return `false` (or throw) to reject it: it is closed with 1008. */
+  onConnect?: (connection: Connection) => void | boolean | Promise<void | boolean>;
+  /**
+   * An app message arrived (already validated by `schema`). Throw a
+   * `MessageError` to refuse it with an `error` event.
+   * Messages from one connection are handled one at a time, in order.
+   * Without this hook (and without `schema`), app messages get `UNKNOWN_TYPE`.
+   */
+  onMessage?: (connection: Connection, message: Msg) => void | Promise<void>;
+  /** A binary frame arrived. Without this hook, binary frames get `INVALID_INPUT`. */
+  onBinary?: (connection: Connection, data: Uint8Array) => void | Promise<void>;
+  /** A connection closed. Called exactly once per connection that opened. */
+  onDisconnect?: (
+    connection: Connection,
+    info: { code: number; reason: string },
+  ) => void | Promise<void>;
+  /**
+   * Errors thrown by hooks (the client only sees a generic error).
+   * @default {console.error}
+   */
+  onError?: (error: unknown, source: HubErrorSource) => void;
+  /** A Standard Schema (zod, valibot, arktype, ...) that app messages must pass. */
+  schema?: StandardSchemaV1<unknown, Msg>;
+  /**
+   * Origins allowed besides the request's own. Entries: `"https://app.example.com"`,
+   * `"https://*.example.com"`, `"*.example.com"`, or `"*"` for any.
+   * @default {[] (same-origin only)}
+   */
+  origins?: readonly string[];
+  /**
+   * Accept requests with no `Origin` header (non-browser clients).
+   * @default {true}
+   */
+  allowNoOrigin?: boolean;
+  /**
+   * Most open (and opening) connections; more get 503.
+   * @default {10000}
+   */
+  maxConnections?: number;
+  /**
+   * Largest inbound frame in bytes; a larger one closes the connection with 1009.
+   * @default {524288}
+   */
+  maxMessageBytes?: number;
+  /**
+   * Most bytes queued per connection beyond the socket's buffer.
+   * @default {1048576}
+   */
+  maxQueueBytes?: number;
+  /**
+   * Most frames queued per connection beyond the socket's buffer.
+   * @default {1024}
+   */
+  maxQueueMessages?: number;
+  /**
+   * Socket buffer size (bytes) above which frames are queued instead of sent.
+   * @default {262144}
+   */
+  highWaterMark?: number;
+  /**
+   * Socket buffer size (bytes) under which a waiting writer resumes.
+   * @default {65536}
+   */
+  lowWaterMark?: number;
+  /**
+   * How often idle connections are pinged (ms).
+   * @default {30000}
+   */
+  pingIntervalMs?: number;
+  /**
+   * A connection that shows no sign of life for this long is closed with 1001 (ms).
+   * @default {60000}
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Longest room name a client may subscribe to (UTF-16 code units).
+   * @default {128}
+   */
+  maxRoomNameLength?: number;
+  /**
+   * Time source and timers.
+   * @default {systemClock}
+   */
+  clock?: Clock;
+}
+
+/** Resolved limits, read by adapters to configure the runtime. */
+export interface HubLimits {
+  /** See {@linkcode HubOptions.maxConnections}. */
+  readonly maxConnections: number;
+  /** See {@linkcode HubOptions.maxMessageBytes}. */
+  readonly maxMessageBytes: number;
+  /** See {@linkcode HubOptions.maxQueueBytes}. */
+  readonly maxQueueBytes: number;
+  /** See {@linkcode HubOptions.maxQueueMessages}. */
+  readonly maxQueueMessages: number;
+  /** See {@linkcode HubOptions.highWaterMark}. */
+  readonly highWaterMark: number;
+  /** See {@linkcode HubOptions.lowWaterMark}. */
+  readonly lowWaterMark: number;
+  /** See {@linkcode HubOptions.pingIntervalMs}. */
+  readonly pingIntervalMs: number;
+  /** See {@linkcode HubOptions.idleTimeoutMs}. */
+  readonly idleTimeoutMs: number;
+  /** See {@linkcode HubOptions.maxRoomNameLength}. */
+  readonly maxRoomNameLength: number;
+}
+
+/**
+ * Who receives an emit. Fields are unioned (deduplicated); `except` removes.
+ * An empty target (`{}`) or no target at all means everyone.
+ */
+export interface Target {
+  /** One room or several. */
+  rooms?: string | Iterable<string>;
+  /** One user id or several: every connection of each user. */
+  users?: string | Iterable<string>;
+  /** One client id or several. */
+  clients?: string | Iterable<string>;
+  /** Client ids (or connections) to skip, e.g. the sender. */
+  except?: string | Connection | Iterable<string | Connection>;
+}
+
+/** An upgrade that the hub refused: send this response instead. */
+export interface RefusedUpgrade {
+  /** Always `false`. */
+  readonly ok: false;
+  /** 426, 403, 401 or 503, with a plain-text body. */
+  readonly response: Response;
+}
+
+/** An upgrade that the hub accepted: the adapter upgrades, then calls `open`. */
+export interface AcceptedUpgrade {
+  /** Always `true`. */
+  readonly ok: true;
+  /** The subprotocol to select, or `""`. */
+  readonly protocol: string;
+  /**
+   * The socket is open: register the connection and get the event sink.
+   * @param transport The socket, as the core sees it.
+   * @returns Where the adapter reports messages, pongs and the close.
+   */
+  open(transport: Transport): SocketEvents;
+  /** The upgrade failed or the socket closed before opening: release the slot. Idempotent. */
+  cancel(): void;
+}
+
+/** What {@linkcode Hub.upgrade} decides. */
+export type UpgradeDecision = RefusedUpgrade | AcceptedUpgrade;
+
+/** Options for {@linkcode Hub.upgrade}. */
+export interface UpgradeOptions {
+  /** Route parameters to keep on `connection.request.params`. */
+  params?: Record<string, string>;
+}
+
+/** Options for {@linkcode Hub.close}. */
+export interface HubCloseOptions {
+  /**
+   * Close code sent to every connection.
+   * @default {1001}
+   */
+  code?: number;
+  /**
+   * Close reason sent to every connection.
+   * @default {"server shutting down"}
+   */
+  reason?: string;
+}
+
+const noop = () => {};
+const ALLOWED_KEYS_PING = new Set(["type", "id"]);
+const ALLOWED_KEYS_ROOM = new Set(["type", "room", "id"]);
+
+/**
+ * A WebSocket hub.
+ *
+ * - Connections are indexed by client id, user id and room; empty sets are pruned.
+ * - `emit()` encodes once and hands the frame to every recipient without awaiting
+ *   any of them; each connection's own bounded queue absorbs bursts, and a
+ *   connection whose queue overflows is closed as a slow client.
+ * - Inbound frames are checked (size, JSON, shape, schema) before any hook sees
+ *   them; bad input gets an `error` event and the connection stays open.
+ * - `close()` closes every connection with 1001 and `connection.closed`, and
+ *   resolves once every disconnect hook has run.
+ *
+ * @typeParam Msg The app's inbound messages (after `schema` validation).
+ * @example
+ * ```ts
+ * import { Hub } from "@hubbub/hubbub";
+ * const hub = new Hub({ canJoin: (_conn, room) => /^[a-z]+$/.test(room) });
+ * hub.emit("notice", { text: "hi" }, { rooms: "lobby" });
+ * await hub.close();
+ * ```
+ */
+export class Hub<Msg extends InboundMessage = InboundMessage> {
+  /** Resolved limits (adapters read them to configure the runtime). */
+  readonly limits: HubLimits;
+  readonly #options: HubOptions<Msg>;
+  readonly #clock: Clock;
+  readonly #originOk: OriginCheck;
+  readonly #clients = new Map<string, Connection>();
+  readonly #users = new Map<string, Set<Connection>>();
+  readonly #rooms = new Map<string, Set<Connection>>();
+  readonly #inbound = new WeakMap<Connection, (string | Uint8Array)[]>();
+  readonly #pendingHooks = new Set<Promise<unknown>>();
+  readonly #owner: ConnectionOwner;
+  #pendingUpgrades = 0;
+  #dirty: Connection[] = [];
+  #flushScheduled = false;
+  #timer: unknown;
+  #closed = false;
+
+  /**
+   * @param options See {@linkcode HubOptions}.
+   * @throws {RangeError} If a limit is not a positive number.
+   * @throws {TypeError} If an origin allowlist entry is not an origin.
+   */
+  constructor(options: HubOptions<Msg> = {}) {
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    const limits: HubLimits = {
+      maxConnections: options.maxConnections ?? 10_000,
+      maxMessageBytes: options.maxMessageBytes ?? 512 * 1024,
+      maxQueueBytes: options.maxQueueBytes ?? 1024 * 1024,
+      maxQueueMessages: options.maxQueueMessages ?? 1024,
+      highWaterMark: options.highWaterMark ?? 256 * 1024,
+      lowWaterMark: options.lowWaterMark ?? 64 * 1024,
+      pingIntervalMs: options.pingIntervalMs ?? 30_000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+      maxRoomNameLength: options.maxRoomNameLength ?? 128,
+    };
+    for (const [key, value] of Object.entries(limits)) {
+      if (!(typeof value === "number" && value > 0)) {
+        throw new RangeError(`Cannot create hub: ${key} must be a positive number`);
+      }
+    }
+    if (limits.lowWaterMark > limits.highWaterMark) {
+      throw new RangeError("Cannot create hub: lowWaterMark must not exceed highWaterMark");
+    }
+    this.limits = Object.freeze(limits);
+    this.#originOk = compileOriginCheck(options.origins ?? [], options.allowNoOrigin ?? true);
+    const hub = this;
+    this.#owner = {
+      join: (conn, room) => hub.#join(conn, room),
+      leave: (conn, room) => hub.#leave(conn, room),
+      markDirty: (conn) => hub.#markDirty(conn),
+      closed: (conn, code, reason) => hub.#removed(conn, code, reason),
+      slow: noop,
+      now: () => hub.#clock.now(),
+    };
+  }
+
+  // ---------------------------------------------------------------- counts
+
+  /** Open connections. */
+  get connectionCount(): number {
+    return this.#clients.size;
+  }
+
+  /** Distinct users with at least one open connection. */
+  get userCount(): number {
+    return this.#users.size;
+  }
+
+  /** Rooms with at least one member. */
+  get roomCount(): number {
+    return this.#rooms.size;
+  }
+
+  /**
+   * A connection by client id.
+   * @param clientId The client id.
+   * @returns The connection, or `undefined`.
+   */
+  connection(clientId: string): Connection | undefined {
+    return this.#clients.get(clientId);
+  }
+
+  /**
+   * Every open connection.
+   * @returns A snapshot array.
+   */
+  connections(): Connection[] {
+    return [...this.#clients.values()];
+  }
+
+  /**
+   * A user's open connections (all their tabs).
+   * @param userId The user id.
+   * @returns A snapshot array, empty when the user has none.
+   */
+  userConnections(userId: string): Connection[] {
+    return [...this.#users.get(userId) ?? []];
+  }
+
+  /**
+   * Members of a room.
+   * @param room The room name.
+   * @returns A snapshot array, empty when the room has none.
+   */
+  roomMembers(room: string): Connection[] {
+    return [...this.#rooms.get(room) ?? []];
+  }
+
+  /**
+   * How many connections are in a room.
+   * @param room The room name.
+   * @returns The count (0 for an unknown room).
+   */
+  roomSize(room: string): number {
+    return this.#rooms.get(room)?.size ?? 0;
+  }
+
+  /**
+   * Every non-empty room with its member count.
+   * @returns A snapshot map of room name to count.
+   */
+  rooms(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [room, set] of this.#rooms) out.set(room, set.size);
+    return out;
+  }
+
+  // ---------------------------------------------------------------- rooms
+
+  /**
+   * Put a connection in a room from server code (no guard). Idempotent.
+   * @param connection The connection or its client id.
+   * @param room The room name.
+   * @returns `false` if there is no such open connection.
+   */
+  join(connection: Connection | string, room: string): boolean {
+    const conn = typeof connection === "string" ? this.#clients.get(connection) : connection;
+    if (conn === undefined || conn.state !== "open") return false;
+    this.#join(conn, room);
+    return true;
+  }
+
+  /**
+   * Take a connection out of a room. Idempotent.
+   * @param connection The connection or its client id.
+   * @param room The room name.
+   * @returns `false` if there is no such connection.
+   */
+  leave(connection: Connection | string, room: string): boolean {
+    const conn = typeof connection === "string" ? this.#clients.get(connection) : connection;
+    if (conn === undefined) return false;
+    this.#leave(conn, room);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /**
+   * Send an event to a target, encoded once for all recipients. Never waits on
+   * any recipient; slow ones are handled by their own queue policy.
+   *
+   * @param type The event type.
+   * @param data The payload (JSON-serialisable).
+   * @param target Who receives it; everyone when omitted.
+   * @returns How many connections accepted it.
+   * @throws {TypeError} If `data` cannot be serialised.
+   * @example
+   * ```ts
+   * import { Hub } from "@hubbub/hubbub";
+   * const hub = new Hub();
+   * hub.emit("chat", { text: "hi" }, { rooms: "lobby", except: "some-client-id" });
+   * hub.emit("notice", { text: "for every tab of ada" }, { users: "ada" });
+   * await hub.close();
+   * ```
+   */
+  emit(type: string, data: unknown, target?: Target): number {
+    const frame = encodeEnvelope(type, data, this.#clock.now());
+    return this.#fanout(frame, utf8Length(frame), target);
+  }
+
+  /**
+   * Send a frame as is (no envelope) to a target.
+   *
+   * @param frame Text or binary frame.
+   * @param target Who receives it; everyone when omitted.
+   * @returns How many connections accepted it.
+   */
+  broadcastRaw(frame: Frame, target?: Target): number {
+    const size = typeof frame === "string" ? utf8Length(frame) : frame.byteLength;
+    return this.#fanout(frame, size, target);
+  }
+
+  /**
+   * Send an event to one connection by client id.
+   *
+   * @param clientId The client id.
+   * @param type The event type.
+   * @param data The payload.
+   * @returns `false` when there is no such connection or it did not accept the frame.
+   */
+  sendTo(clientId: string, type: string, data: unknown): boolean {
+    const conn = this.#clients.get(clientId);
+    if (conn === undefined) return false;
+    const frame = encodeEnvelope(type, data, this.#clock.now());
+    return conn[kDeliver](frame, utf8Length(frame));
+  }
+
+  #fanout(frame: Frame, size: number, target: Target | undefined): number {
+    let except: Set<string> | undefined;
+    if (target?.except !== undefined) {
+      except = new Set();
+      const e = target.except;
+      if (typeof e === "string") except.add(e);
+      else if (e instanceof Connection) except.add(e.id);
+      else for (const x of e) except.add(typeof x === "string" ? x : x.id);
+    }
+    const recipients = this.#resolve(target);
+    let n = 0;
+    for (const conn of recipients) {
+      if (except !== undefined && except.has(conn.id)) continue;
+      if (conn[kDeliver](frame, size)) n++;
+    }
+    return n;
+  }
+
+  #resolve(target: Target | undefined): Iterable<Connection> {
+    if (target === undefined) return this.#clients.values();
+    const { rooms, users, clients } = target;
+    if (rooms === undefined && users === undefined && clients === undefined) {
+      return this.#clients.values();
+    }
+    // The common case: one room, nothing else. Iterate the index directly.
+    if (typeof rooms === "string" && users === undefined && clients === undefined) {
+      return this.#rooms.get(rooms) ?? [];
+    }
+    const out = new Set<Connection>();
+    const add = (set: Set<Connection> | undefined) => {
+      if (set !== undefined) for (const c of set) out.add(c);
+    };
+    if (rooms !== undefined) {
+      for (const r of typeof rooms === "string" ? [rooms] : rooms) add(this.#rooms.get(r));
+    }
+    if (users !== undefined) {
+      for (const u of typeof users === "string" ? [users] : users) add(this.#users.get(u));
+    }
+    if (clients !== undefined) {
+      for (const id of typeof clients === "string" ? [clients] : clients) {
+        const c = this.#clients.get(id);
+        if (c !== undefined) out.add(c);
+      }
+    }
+    return out;
+  }
+
+  #markDirty(conn: Connection): void {
+    this.#dirty.push(conn);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flushAll);
+    }
+  }
+
+  readonly #flushAll = (): void => {
+    this.#flushScheduled = false;
+    const dirty = this.#dirty;
+    this.#dirty = [];
+    for (let i = 0; i < dirty.length; i++) dirty[i][kFlush]();
+  };
+
+  // ---------------------------------------------------------------- upgrade
+
+  /**
+   * Decide on an upgrade request: 426 if it is not a WebSocket upgrade, 403 for a
+   * refused Origin, 503 when closed or at `maxConnections`, 401 when `identify`
+   * refuses. Adapters call this; apps use an adapter.
+   *
+   * @param request The HTTP request.
+   * @param options Route params to keep on the connection.
+   * @returns A refusal with its response, or an acceptance to `open()` once upgraded.
+   */
+  async upgrade(request: Request, options: UpgradeOptions = {}): Promise<UpgradeDecision> {
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return refuse(426, "Expected a WebSocket upgrade", { upgrade: "websocket" });
+    }
+    if (!this.#originOk(request.headers.get("origin"), request.url)) {
+      return refuse(403, "Origin not allowed");
+    }
+    if (this.#closed || this.#clients.size + this.#pendingUpgrades >= this.limits.maxConnections) {
+      return refuse(503, "Too many connections", { "retry-after": "5" });
+    }
+    this.#pendingUpgrades++;
+    let released = false;
+    const release = () => {
+      if (released) return false;
+      released = true;
+      this.#pendingUpgrades--;
+      return true;
+    };
+    let identity: Identity | undefined | null | false;
+    try {
+      identity = this.#options.identify ? await this.#options.identify(request) : undefined;
+      if (identity && identity.userId !== undefined) {
+        if (typeof identity.userId !== "string" || identity.userId === "") {
+          throw new TypeError("Cannot identify connection: userId must be a non-empty string");
+        }
+      }
+    } catch (error) {
+      release();
+      this.#report(error, "identify");
+      return refuse(401, "Unauthorized");
+    }
+    if (identity === null || identity === false) {
+      release();
+      return refuse(401, "Unauthorized");
+    }
+    if (this.#closed) {
+      release();
+      return refuse(503, "Server shutting down");
+    }
+    const url = request.url;
+    const params = options.params ?? {};
+    const protocol = "";
+    return {
+      ok: true,
+      protocol,
+      cancel: () => void release(),
+      open: (transport) => {
+        if (!release() || this.#closed) {
+          try {
+            transport.close(CloseCode.GOING_AWAY, "server shutting down");
+          } catch { /* gone */ }
+          return { message: noop, close: noop, pong: noop };
+        }
+        return this.#open(transport, {
+          userId: identity ? identity.userId : undefined,
+          metadata: Object.freeze({ ...(identity ? identity.metadata : undefined) }),
+          request: Object.freeze({ url, params, protocol }),
+        });
+      },
+    };
+  }
+
+  #open(
+    transport: Transport,
+    init: { userId?: string; metadata: Record<string, unknown>; request: Connection["request"] },
+  ): SocketEvents {
+    const conn = new Connection({
+      id: crypto.randomUUID(),
+      userId: init.userId,
+      metadata: init.metadata,
+      request: init.request,
+      transport,
+      owner: this.#owner,
+      maxQueueMessages: this.limits.maxQueueMessages,
+      maxQueueBytes: this.limits.maxQueueBytes,
+      highWaterMark: this.limits.highWaterMark,
+      lowWaterMark: this.limits.lowWaterMark,
+    });
+    this.#clients.set(conn.id, conn);
+    if (conn.userId !== undefined) this.#indexUser(conn, conn.userId);
+    this.#startTimer();
+    conn.send(ServerEvent.ESTABLISHED, conn.userId === undefined ? { clientId: conn.id } : {
+      clientId: conn.id,
+      userId: conn.userId,
+    });
+    const events: SocketEvents = {
+      message: (data) => {
+        if (conn.state !== "open") return;
+        conn[kTouch]();
+        this.#receive(conn, data);
+      },
+      close: (code, reason) => conn[kTeardown](code, reason),
+      pong: () => conn[kTouch](),
+    };
+    const onConnect = this.#options.onConnect;
+    if (onConnect !== undefined) {
+      // Hold inbound frames until the connect hook has decided.
+      this.#inbound.set(conn, []);
+      const decided = (ok: boolean) => {
+        if (!ok) {
+          this.#inbound.delete(conn);
+          conn.close(CloseCode.POLICY_VIOLATION, "connection refused");
+          return;
+        }
+        this.#drainInbound(conn);
+      };
+      try {
+        const result = onConnect(conn);
+        if (result instanceof Promise) {
+          this.#track(result.then((r) => decided(r !== false), (error) => {
+            this.#report(error, "connect");
+            decided(false);
+          }));
+        } else decided(result !== false);
+      } catch (error) {
+        this.#report(error, "connect");
+        decided(false);
+      }
+    }
+    return events;
+  }
+
+  // ---------------------------------------------------------------- inbound
+
+  #receive(conn: Connection, data: string | Uint8Array): void {
+    const max = this.limits.maxMessageBytes;
+    const tooBig = typeof data === "string"
+      ? data.length > max || (data.length * 3 > max && utf8Length(data) > max)
+      : data.byteLength > max;
+    if (tooBig) {
+      conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big");
+      return;
+    }
+    const backlog = this.#inbound.get(conn);
+    if (backlog !== undefined) {
+      backlog.push(data);
+      return;
+    }
+    const pending = this.#handle(conn, data);
+    if (pending !== undefined) {
+      this.#inbound.set(conn, []);
+      this.#track(pending.then(() => this.#drainInbound(conn)));
+    }
+  }
+
+  /** Process held frames in order until one goes async or none are left. */
+  #drainInbound(conn: Connection): void {
+    const backlog = this.#inbound.get(conn);
+    if (backlog === undefined) return;
+    while (backlog.length > 0 && conn.state === "open") {
+      const pending = this.#handle(conn, backlog.shift()!);
+      if (pending !== undefined) {
+        this.#track(pending.then(() => this.#drainInbound(conn)));
+        return;
+      }
+    }
+    this.#inbound.delete(conn);
+  }
+
+  /** Handle one frame. Returns a promise only when something async is in flight. */
+  #handle(conn: Connection, data: string | Uint8Array): Promise<void> | undefined {
+    if (typeof data !== "string") {
+      const onBinary = this.#options.onBinary;
+      if (onBinary === undefined) {
+        this.#error(conn, ErrorCode.INVALID_INPUT, "Binary frames are not accepted");
+        return;
+      }
+      return this.#callHook(conn, "binary", () => onBinary(conn, data));
+    }
+    let msg: unknown;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      this.#error(conn, ErrorCode.INVALID_JSON, "Message is not valid JSON");
+      return;
+    }
+    if (typeof msg !== "object" || msg === null || Array.isArray(msg)) {
+      this.#error(conn, ErrorCode.INVALID_INPUT, "Message must be a JSON object");
+      return;
+    }
+    const message = msg as InboundMessage;
+    const type = message.type;
+    if (typeof type !== "string" || type === "") {
+      this.#error(conn, ErrorCode.INVALID_INPUT, "Message must have a string type");
+      return;
+    }
+    switch (type) {
+      case "ping":
+        if (!this.#onlyKeys(conn, message, ALLOWED_KEYS_PING)) return;
+        this.#reply(conn, ServerEvent.PONG, { timestamp: this.#clock.now() });
+        return;
+      case "subscribe":
+        return this.#subscribe(conn, message);
+      case "unsubscribe": {
+        const room = this.#roomOf(conn, message);
+        if (room === undefined) return;
+        this.#leave(conn, room);
+        this.#reply(conn, ServerEvent.UNSUBSCRIBED, { room });
+        return;
+      }
+      case "authenticate":
+        return this.#authenticate(conn, message);
+    }
+    const schema = this.#options.schema;
+    const onMessage = this.#options.onMessage;
+    if (onMessage === undefined) {
+      this.#error(conn, ErrorCode.UNKNOWN_TYPE, `No handler for message type "${clip(type)}"`);
+      return;
+    }
+    if (schema === undefined) {
+      return this.#callHook(conn, "message", () => onMessage(conn, message as Msg));
+    }
+    let result: StandardSchemaV1.Result<Msg> | Promise<StandardSchemaV1.Result<Msg>>;
+    try {
+      result = schema["~standard"].validate(message);
+    } catch (error) {
+      this.#report(error, "message");
+      this.#error(conn, ErrorCode.INVALID_INPUT, "Message failed validation");
+      return;
+    }
+    const next = (r: StandardSchemaV1.Result<Msg>): Promise<void> | undefined => {
+      if (r.issues !== undefined) {
+        this.#error(conn, ErrorCode.INVALID_INPUT, "Message failed validation", {
+          type: clip(type),
+          issues: r.issues.slice(0, 20).map((i) => ({
+            message: String(i.message),
+            path: i.path?.map((p) => typeof p === "object" ? p.key : p).map(String),
+          })),
+        });
+        return;
+      }
+      return this.#callHook(conn, "message", () => onMessage(conn, r.value));
+    };
+    if (result instanceof Promise) {
+      return result.then(next, (error) => {
+        this.#report(error, "message");
+        this.#error(conn, ErrorCode.INVALID_INPUT, "Message failed validation");
+      });
+    }
+    return next(result);
+  }
+
+  #subscribe(conn: Connection, message: InboundMessage): Promise<void> | undefined {
+    const room = this.#roomOf(conn, message);
+    if (room === undefined) return;
+    const canJoin = this.#options.canJoin;
+    const decide = (ok: boolean) => {
+      if (conn.state !== "open") return;
+      if (ok !== true) {
+        this.#error(conn, ErrorCode.SUBSCRIBE_REFUSED, "Cannot subscribe: room refused", { room });
+        return;
+      }
+      this.#join(conn, room);
+      this.#reply(conn, ServerEvent.SUBSCRIBED, { room });
+    };
+    if (canJoin === undefined) {
+      decide(false);
+      return;
+    }
+    let result: boolean | Promise<boolean>;
+    try {
+      result = canJoin(conn, room);
+    } catch (error) {
+      this.#report(error, "canJoin");
+      decide(false);
+      return;
+    }
+    if (result instanceof Promise) {
+      return result.then(decide, (error) => {
+        this.#report(error, "canJoin");
+        decide(false);
+      });
+    }
+    decide(result);
+  }
+
+  #authenticate(conn: Connection, message: InboundMessage): Promise<void> | undefined {
+    const hook = this.#options.authenticate;
+    const done = (userId: string | null | false | undefined) => {
+      if (conn.state !== "open") return;
+      if (typeof userId === "string" && userId !== "") {
+        if (userId !== conn.userId) {
+          if (conn.userId !== undefined) this.#unindexUser(conn, conn.userId);
+          conn[kSetUser](userId);
+          this.#indexUser(conn, userId);
+        }
+      } else if (hook !== undefined || conn.userId === undefined) {
+        this.#error(conn, ErrorCode.UNAUTHENTICATED, "Cannot authenticate: not identified");
+        return;
+      }
+      this.#reply(conn, ServerEvent.AUTHENTICATED, { userId: conn.userId, status: "success" });
+    };
+    if (hook === undefined) {
+      done(conn.userId);
+      return;
+    }
+    let result: ReturnType<typeof hook>;
+    try {
+      result = hook(conn, message);
+    } catch (error) {
+      this.#report(error, "authenticate");
+      done(null);
+      return;
+    }
+    if (result instanceof Promise) {
+      return result.then(done, (error) => {
+        this.#report(error, "authenticate");
+        done(null);
+      });
+    }
+    done(result);
+  }
+
+  #roomOf(conn: Connection, message: InboundMessage): string | undefined {
+    if (!this.#onlyKeys(conn, message, ALLOWED_KEYS_ROOM)) return;
+    const room = message.room;
+    if (typeof room !== "string" || room.length === 0) {
+      this.#error(conn, ErrorCode.INVALID_INPUT, "room must be a non-empty string");
+      return;
+    }
+    if (room.length > this.limits.maxRoomNameLength) {
+      this.#error(
+        conn,
+        ErrorCode.INVALID_INPUT,
+        `room must be at most ${this.limits.maxRoomNameLength} characters`,
+      );
+      return;
+    }
+    // deno-lint-ignore no-control-regex
+    if (/[\u0000-\u001f\u007f]/.test(room)) {
+      this.#error(conn, ErrorCode.INVALID_INPUT, "room must not contain control characters");
+      return;
+    }
+    return room;
+  }
+
+  #onlyKeys(conn: Connection, message: InboundMessage, allowed: ReadonlySet<string>): boolean {
+    for (const key of Object.keys(message)) {
+      if (!allowed.has(key)) {
+        this.#error(
+          conn,
+          ErrorCode.INVALID_INPUT,
+          `Unknown field "${clip(key)}" in ${message.type} message`,
+        );
+        return false;
+      }
+    }
+    return true;
+  }
+
+  #callHook(
+    conn: Connection,
+    source: HubErrorSource,
+    fn: () => void | Promise<void>,
+  ): Promise<void> | undefined {
+    const fail = (error: unknown) => {
+      if (error instanceof MessageError) {
+        this.#error(conn, error.code, error.message, error.details);
+      } else {
+        this.#report(error, source);
+        this.#error(conn, ErrorCode.INTERNAL_ERROR, "Internal error");
+      }
+    };
+    try {
+      const result = fn();
+      if (result instanceof Promise) return result.then(noop, fail);
+    } catch (error) {
+      fail(error);
+    }
+  }
+
+  #reply(conn: Connection, type: string, data: unknown): void {
+    const frame = encodeEnvelope(type, data, this.#clock.now());
+    conn[kDeliver](frame, utf8Length(frame));
+  }
+
+  #error(conn: Connection, code: string, message: string, details?: Record<string, unknown>) {
+    this.#reply(conn, ServerEvent.ERROR, { ...details, code, message });
+  }
+
+  #report(error: unknown, source: HubErrorSource): void {
+    const onError = this.#options.onError;
+    if (onError === undefined) {
+      console.error(`hubbub: error in ${source} hook:`, error);
+      return;
+    }
+    try {
+      onError(error, source);
+    } catch { /* the error reporter itself failed: nothing more to do */ }
+  }
+
+  #track(promise: Promise<unknown>): void {
+    const p = promise.catch((error) => this.#report(error, "message"));
+    this.#pendingHooks.add(p);
+    p.finally(() => this.#pendingHooks.delete(p));
+  }
+
+  // ---------------------------------------------------------------- indexes
+
+  #join(conn: Connection, room: string): void {
+    const rooms = conn[kRooms];
+    if (rooms.has(room)) return;
+    rooms.add(room);
+    let set = this.#rooms.get(room);
+    if (set === undefined) this.#rooms.set(room, set = new Set());
+    set.add(conn);
+  }
+
+  #leave(conn: Connection, room: string): void {
+    const rooms = conn[kRooms];
+    if (!rooms.delete(room)) return;
+    const set = this.#rooms.get(room);
+    if (set === undefined) return;
+    set.delete(conn);
+    if (set.size === 0) this.#rooms.delete(room);
+  }
+
+  #indexUser(conn: Connection, userId: string): void {
+    let set = this.#users.get(userId);
+    if (set === undefined) this.#users.set(userId, set = new Set());
+    set.add(conn);
+  }
+
+  #unindexUser(conn: Connection, userId: string): void {
+    const set = this.#users.get(userId);
+    if (set === undefined) return;
+    set.delete(conn);
+    if (set.size === 0) this.#users.delete(userId);
+  }
+
+  #removed(conn: Connection, code: number, reason: string): void {
+    if (this.#clients.get(conn.id) !== conn) return;
+    this.#clients.delete(conn.id);
+    if (conn.userId !== undefined) this.#unindexUser(conn, conn.userId);
+    for (const room of conn[kRooms]) {
+      const set = this.#rooms.get(room);
+      if (set === undefined) continue;
+      set.delete(conn);
+      if (set.size === 0) this.#rooms.delete(room);
+    }
+    conn[kRooms].clear();
+    this.#inbound.delete(conn);
+    if (this.#clients.size === 0) this.#stopTimer();
+    const onDisconnect = this.#options.onDisconnect;
+    if (onDisconnect === undefined) return;
+    // Deferred: the close may have fired inside a fan-out loop (Bun closes synchronously).
+    this.#track(Promise.resolve().then(() => onDisconnect(conn, { code, reason })).catch(
+      (error) => this.#report(error, "disconnect"),
+    ));
+  }
+
+  // ---------------------------------------------------------------- keepalive
+
+  #startTimer(): void {
+    if (this.#timer !== undefined) return;
+    const { pingIntervalMs, idleTimeoutMs } = this.limits;
+    const every = Math.max(10, Math.min(pingIntervalMs, idleTimeoutMs) / 2);
+    this.#timer = this.#clock.setInterval(() => this.#tick(), every);
+  }
+
+  #stopTimer(): void {
+    if (this.#timer === undefined) return;
+    this.#clock.clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #tick(): void {
+    const now = this.#clock.now();
+    const { pingIntervalMs, idleTimeoutMs } = this.limits;
+    for (const conn of this.#clients.values()) {
+      const idle = now - conn[kLastSeen];
+      if (idle >= idleTimeoutMs) {
+        // Only transports the hub pings are timed out here; others keep alive natively.
+        if (conn[kPing]()) conn.close(CloseCode.GOING_AWAY, "idle timeout");
+      } else if (idle >= pingIntervalMs) {
+        conn[kPing]();
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Stop accepting connections, close every open one (default 1001 with
+   * `connection.closed`), and resolve once every disconnect hook has run.
+   * Idempotent.
+   *
+   * @param options Close code and reason.
+   * @returns A promise that resolves when all hooks have settled.
+   */
+  async close(options: HubCloseOptions = {}): Promise<void> {
+    this.#closed = true;
+    const { code = CloseCode.GOING_AWAY, reason = "server shutting down" } = options;
+    for (const conn of [...this.#clients.values()]) conn.close(code, reason);
+    this.#stopTimer();
+    while (this.#pendingHooks.size > 0) await Promise.allSettled([...this.#pendingHooks]);
+  }
+
+  /** Same as `close()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function refuse(status: number, body: string, headers?: Record<string, string>): RefusedUpgrade {
+  return {
+    ok: false,
+    response: new Response(body, {
+      status,
+      headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+    }),
+  };
+}
+
+function clip(s: string): string {
+  return s.length > 64 ? s.slice(0, 64) + "…" : s;
+}

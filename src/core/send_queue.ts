@@ -1,0 +1,167 @@
+/**
+ * A bounded FIFO of outgoing frames, one per connection.
+ *
+ * @module
+ */
+
+/** One outgoing WebSocket frame: text or binary. */
+export type Frame = string | Uint8Array;
+
+/** Options for {@linkcode SendQueue}. */
+export interface SendQueueOptions {
+  /**
+   * Most frames the queue holds.
+   * @default {1024}
+   */
+  maxMessages?: number;
+  /**
+   * Most bytes the queue holds (sum of frame sizes as given to `push`).
+   * @default {1048576}
+   */
+  maxBytes?: number;
+}
+
+/**
+ * A bounded queue of frames, consumed synchronously (`shift`) by a writer that
+ * has room in its socket, or as an async iterator by a writer that waits.
+ *
+ * - Order is preserved: frames come out in the order they were pushed.
+ * - Bounded: `push` refuses a frame that would take it over `maxMessages` or
+ *   `maxBytes`, and returns `false`; nothing is dropped silently.
+ * - One consumer: iterate it with `for await` in one place only. Iteration waits
+ *   while the queue is empty and ends when the queue is closed and empty.
+ * - `close()` ends iteration after what is queued; `clear()` drops what is queued.
+ *
+ * @example
+ * ```ts
+ * import { SendQueue } from "@hubbub/hubbub";
+ * const queue = new SendQueue({ maxMessages: 2 });
+ * queue.push("a", 1);
+ * queue.push("b", 1);
+ * queue.push("c", 1); // false: full
+ * queue.close();
+ * for await (const frame of queue) console.log(frame); // "a", "b"
+ * ```
+ */
+export class SendQueue implements AsyncIterable<Frame> {
+  #frames: Frame[] = [];
+  #sizes: number[] = [];
+  #head = 0;
+  #bytes = 0;
+  #closed = false;
+  #waiter: (() => void) | undefined;
+  readonly #maxMessages: number;
+  readonly #maxBytes: number;
+
+  /**
+   * @param options Limits; see {@linkcode SendQueueOptions}.
+   * @throws {RangeError} If a limit is not a positive number.
+   */
+  constructor(options: SendQueueOptions = {}) {
+    const { maxMessages = 1024, maxBytes = 1024 * 1024 } = options;
+    if (!(maxMessages > 0)) throw new RangeError("Cannot create queue: maxMessages must be > 0");
+    if (!(maxBytes > 0)) throw new RangeError("Cannot create queue: maxBytes must be > 0");
+    this.#maxMessages = maxMessages;
+    this.#maxBytes = maxBytes;
+  }
+
+  /** Frames waiting. */
+  get length(): number {
+    return this.#frames.length - this.#head;
+  }
+
+  /** Bytes waiting. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Append a frame.
+   *
+   * @param frame The frame.
+   * @param size Its size in bytes (the caller knows it; the queue does not re-measure).
+   * @returns `true` if queued; `false` if the queue is closed or the frame would overflow it.
+   */
+  push(frame: Frame, size: number): boolean {
+    if (this.#closed) return false;
+    if (this.length + 1 > this.#maxMessages || this.#bytes + size > this.#maxBytes) return false;
+    this.#frames.push(frame);
+    this.#sizes.push(size);
+    this.#bytes += size;
+    const waiter = this.#waiter;
+    if (waiter) {
+      this.#waiter = undefined;
+      waiter();
+    }
+    return true;
+  }
+
+  /**
+   * Take the oldest frame.
+   *
+   * @returns The frame, or `undefined` when empty.
+   */
+  shift(): Frame | undefined {
+    if (this.#head >= this.#frames.length) return undefined;
+    const frame = this.#frames[this.#head];
+    this.#bytes -= this.#sizes[this.#head];
+    this.#frames[this.#head] = "";
+    this.#head++;
+    if (this.#head === this.#frames.length) {
+      this.#frames = [];
+      this.#sizes = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= this.#frames.length) {
+      this.#frames = this.#frames.slice(this.#head);
+      this.#sizes = this.#sizes.slice(this.#head);
+      this.#head = 0;
+    }
+    return frame;
+  }
+
+  /** Drop every queued frame. */
+  clear(): void {
+    this.#frames = [];
+    this.#sizes = [];
+    this.#head = 0;
+    this.#bytes = 0;
+  }
+
+  /** Refuse further pushes; iteration ends once the queue is empty. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.();
+  }
+
+  /**
+   * Iterate frames in order, waiting while empty, until closed and empty.
+   * Breaking out of the loop leaves the remaining frames queued.
+   *
+   * @returns An async iterator over the frames.
+   */
+  async *[Symbol.asyncIterator](): AsyncIterator<Frame> {
+    try {
+      while (true) {
+        const frame = this.shift();
+        if (frame !== undefined) {
+          yield frame;
+          continue;
+        }
+        if (this.#closed) return;
+        await new Promise<void>((resolve) => {
+          this.#waiter = resolve;
+        });
+      }
+    } finally {
+      this.#waiter = undefined;
+    }
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * A clock that only moves when told to.
+ *
+ * @module
+ */
+
+import type { Clock } from "../core/hub.ts";
+
+/**
+ * A {@linkcode Clock} for tests: `advance(ms)` moves time and runs due intervals.
+ *
+ * @example
+ * ```ts
+ * import { Hub } from "@hubbub/hubbub";
+ * import { ManualClock } from "@hubbub/hubbub/testing";
+ * const clock = new ManualClock();
+ * const hub = new Hub({ clock, idleTimeoutMs: 1000 });
+ * clock.advance(1500); // runs the hub's keepalive ticks
+ * await hub.close();
+ * ```
+ */
+export class ManualClock implements Clock {
+  #now: number;
+  #timers = new Map<number, { fn: () => void; every: number; due: number }>();
+  #nextId = 1;
+
+  /**
+   * @param start The starting time in Unix ms.
+   */
+  constructor(start = 1_700_000_000_000) {
+    this.#now = start;
+  }
+
+  /** Current time. */
+  now(): number {
+    return this.#now;
+  }
+
+  /** Register an interval. */
+  setInterval(fn: () => void, ms: number): unknown {
+    const id = this.#nextId++;
+    this.#timers.set(id, { fn, every: ms, due: this.#now + ms });
+    return id;
+  }
+
+  /** Cancel an interval. */
+  clearInterval(handle: unknown): void {
+    this.#timers.delete(handle as number);
+  }
+
+  /** Active intervals. */
+  get timerCount(): number {
+    return this.#timers.size;
+  }
+
+  /**
+   * Move time forward, running every interval that falls due, in order.
+   * @param ms How far.
+   */
+  advance(ms: number): void {
+    const end = this.#now + ms;
+    while (true) {
+      let next: { id: number; due: number } | undefined;
+      for (const [id, t] of this.#timers) {
+        if (t.due <= end && (next === undefined || t.due < next.due)) next = { id, due: t.due };
+      }
+      if (next === undefined) break;
+      const timer = this.#timers.get(next.id)!;
+      this.#now = timer.due;
+      timer.due += timer.every;
+      timer.fn();
+    }
+    this.#now = end;
+  }
+}

@@ -1,0 +1,60 @@
+// Runner-agnostic test registration: Deno.test on Deno, bun:test on Bun.
+// Test files import { test } from here and run unchanged on both runtimes.
+
+/** A test body. */
+export type TestFn = () => void | Promise<void>;
+
+/** Options for one test. */
+export interface TestOptions {
+  /** Skip unless true. */
+  if?: boolean;
+  /** Time limit in ms (Bun only; Deno has none). */
+  timeout?: number;
+}
+
+// deno-lint-ignore no-explicit-any
+const g = globalThis as any;
+/** Running under Deno. */
+export const isDeno: boolean = typeof g.Deno?.test === "function";
+/** Running under Bun. */
+export const isBun: boolean = typeof g.Bun !== "undefined";
+/** The runtime's name. */
+export const runtime: "deno" | "bun" = isDeno ? "deno" : "bun";
+
+const bunTestModule = "bun:test";
+// deno-lint-ignore no-explicit-any
+const bun: any = isDeno ? undefined : await import(bunTestModule);
+
+/**
+ * Register a test on the current runtime.
+ * @param name A sentence: what is true.
+ * @param fn The body.
+ * @param options Skip conditions and timeout.
+ */
+export function test(name: string, fn: TestFn, options: TestOptions = {}): void {
+  const skip = options.if === false;
+  if (isDeno) {
+    g.Deno.test({ name, fn, ignore: skip });
+  } else if (skip) {
+    bun.test.skip(name, fn);
+  } else {
+    bun.test(name, fn, options.timeout ?? 20_000);
+  }
+}
+
+/** Resolve after `ms` (for tests that must let real time pass, e.g. a 1 s idle timeout). */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Wait until `predicate()` is true, checking after each macrotask turn, up to `ms`.
+ * For conditions with no event to wait on (e.g. a server-side counter).
+ */
+export async function until(predicate: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+  const end = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
+    await delay(5);
+  }
+}
