@@ -51,7 +51,11 @@ export function delay(ms: number): Promise<void> {
  * Wait until `predicate()` is true, checking after each macrotask turn, up to `ms`.
  * For conditions with no event to wait on (e.g. a server-side counter).
  */
-export async function until(predicate: () => boolean, ms = 5000, what = "condition"): Promise<void> {
+export async function until(
+  predicate: () => boolean,
+  ms = 5000,
+  what = "condition",
+): Promise<void> {
   const end = Date.now() + ms;
   while (!predicate()) {
     if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);

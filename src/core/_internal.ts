@@ -4,6 +4,7 @@ import type { Connection } from "./connection.ts";
 /** Symbol-keyed methods of Connection that only the hub calls. */
 export const kDeliver: unique symbol = Symbol("hubbub.deliver");
 export const kFlush: unique symbol = Symbol("hubbub.flush");
+export const kFlushTick: unique symbol = Symbol("hubbub.flushTick");
 export const kTeardown: unique symbol = Symbol("hubbub.teardown");
 export const kTouch: unique symbol = Symbol("hubbub.touch");
 export const kLastSeen: unique symbol = Symbol("hubbub.lastSeen");

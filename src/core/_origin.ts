@@ -10,21 +10,30 @@ export type OriginCheck = (origin: string | null, requestUrl: string) => boolean
  * - same-origin (scheme, host and port of the request URL; ws/wss count as http/https) is allowed.
  * - allowlist entries: `"*"`, `"https://app.example.com"`, `"https://*.example.com"`, `"*.example.com"`.
  */
-export function compileOriginCheck(allowed: readonly string[], allowNoOrigin: boolean): OriginCheck {
+export function compileOriginCheck(
+  allowed: readonly string[],
+  allowNoOrigin: boolean,
+): OriginCheck {
   if (allowed.includes("*")) return (origin) => origin !== null || allowNoOrigin;
   const exact = new Set<string>();
   const wild: { scheme: string | undefined; suffix: string; port: string }[] = [];
   for (const entry of allowed) {
     const m = /^(?:([a-z][a-z0-9+.-]*):\/\/)?\*\.([^/:]+)(?::(\d+))?$/i.exec(entry);
     if (m) {
-      wild.push({ scheme: m[1]?.toLowerCase(), suffix: "." + m[2].toLowerCase(), port: m[3] ?? "" });
+      wild.push({
+        scheme: m[1]?.toLowerCase(),
+        suffix: "." + m[2].toLowerCase(),
+        port: m[3] ?? "",
+      });
       continue;
     }
     let url: URL;
     try {
       url = new URL(entry);
     } catch {
-      throw new TypeError(`Cannot use origin allowlist entry "${entry}": not an origin or *.domain`);
+      throw new TypeError(
+        `Cannot use origin allowlist entry "${entry}": not an origin or *.domain`,
+      );
     }
     exact.add(url.origin);
   }

@@ -13,6 +13,7 @@ import {
   type ConnectionOwner,
   kDeliver,
   kFlush,
+  kFlushTick,
   kLastSeen,
   kPing,
   kRooms,
@@ -110,7 +111,10 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     this.request = init.request;
     this.#transport = init.transport;
     this.#owner = init.owner;
-    this.#queue = new SendQueue({ maxMessages: init.maxQueueMessages, maxBytes: init.maxQueueBytes });
+    this.#queue = new SendQueue({
+      maxMessages: init.maxQueueMessages,
+      maxBytes: init.maxQueueBytes,
+    });
     this.#hwm = init.highWaterMark;
     this.#lwm = init.lowWaterMark;
     this.#lastSeen = init.owner.now();
@@ -178,7 +182,9 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     if (this.#state !== OPEN) throw new ConnectionClosedError();
     const size = typeof frame === "string" ? utf8Length(frame) : frame.byteLength;
     if (!this[kDeliver](frame, size)) {
-      throw this.#closeCode === CloseCode.SLOW_CLIENT ? new SlowClientError() : new ConnectionClosedError();
+      throw this.#closeCode === CloseCode.SLOW_CLIENT
+        ? new SlowClientError()
+        : new ConnectionClosedError();
     }
   }
 
@@ -208,7 +214,11 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
    * @throws {RangeError} If the code or reason is not allowed.
    */
   close(code: number = CloseCode.NORMAL, reason = ""): void {
-    if (!(code === 1000 || (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999))) {
+    if (
+      !(code === 1000 ||
+        (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+        (code >= 3000 && code <= 4999))
+    ) {
       throw new RangeError(`Cannot close connection: invalid close code ${code}`);
     }
     if (utf8Length(reason) > 123) {
@@ -232,7 +242,12 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     if (this.#state !== OPEN) return false;
     const queue = this.#queue;
     if (this.#transport.cork !== undefined) {
-      if (!queue.push(frame, size)) return this.#overflow();
+      if (!queue.push(frame, size)) {
+        // A burst within one tick: hand what is queued to the socket now, then retry.
+        if (this.#waiting) return this.#overflow();
+        this[kFlush]();
+        if (this.#state !== OPEN || !queue.push(frame, size)) return this.#overflow();
+      }
       if (!this.#dirty && !this.#waiting) {
         this.#dirty = true;
         this.#owner.markDirty(this);
@@ -251,9 +266,14 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     return true;
   }
 
-  /** @internal Flush the queue now (the hub calls this once per tick for corked transports). */
-  [kFlush](): void {
+  /** @internal The once-per-tick flush for corked transports. */
+  [kFlushTick](): void {
     this.#dirty = false;
+    this[kFlush]();
+  }
+
+  /** @internal Send what is queued while the socket has room; wait for it otherwise. */
+  [kFlush](): void {
     if (this.#state !== OPEN || this.#waiting) return;
     this.#sendQueued();
     if (this.#queue.length > 0) this.#startWriter();

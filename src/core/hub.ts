@@ -15,7 +15,7 @@ import { compileOriginCheck, type OriginCheck } from "./_origin.ts";
 import {
   type ConnectionOwner,
   kDeliver,
-  kFlush,
+  kFlushTick,
   kLastSeen,
   kPing,
   kRooms,
@@ -338,14 +338,13 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     }
     this.limits = Object.freeze(limits);
     this.#originOk = compileOriginCheck(options.origins ?? [], options.allowNoOrigin ?? true);
-    const hub = this;
     this.#owner = {
-      join: (conn, room) => hub.#join(conn, room),
-      leave: (conn, room) => hub.#leave(conn, room),
-      markDirty: (conn) => hub.#markDirty(conn),
-      closed: (conn, code, reason) => hub.#removed(conn, code, reason),
+      join: (conn, room) => this.#join(conn, room),
+      leave: (conn, room) => this.#leave(conn, room),
+      markDirty: (conn) => this.#markDirty(conn),
+      closed: (conn, code, reason) => this.#removed(conn, code, reason),
       slow: noop,
-      now: () => hub.#clock.now(),
+      now: () => this.#clock.now(),
     };
   }
 
@@ -530,7 +529,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     }
     const out = new Set<Connection>();
     const add = (set: Set<Connection> | undefined) => {
-      if (set !== undefined) for (const c of set) out.add(c);
+      if (set !== undefined) { for (const c of set) out.add(c); }
     };
     if (rooms !== undefined) {
       for (const r of typeof rooms === "string" ? [rooms] : rooms) add(this.#rooms.get(r));
@@ -559,7 +558,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     this.#flushScheduled = false;
     const dirty = this.#dirty;
     this.#dirty = [];
-    for (let i = 0; i < dirty.length; i++) dirty[i][kFlush]();
+    for (let i = 0; i < dirty.length; i++) dirty[i][kFlushTick]();
   };
 
   // ---------------------------------------------------------------- upgrade
@@ -654,10 +653,13 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     this.#clients.set(conn.id, conn);
     if (conn.userId !== undefined) this.#indexUser(conn, conn.userId);
     this.#startTimer();
-    conn.send(ServerEvent.ESTABLISHED, conn.userId === undefined ? { clientId: conn.id } : {
-      clientId: conn.id,
-      userId: conn.userId,
-    });
+    conn.send(
+      ServerEvent.ESTABLISHED,
+      conn.userId === undefined ? { clientId: conn.id } : {
+        clientId: conn.id,
+        userId: conn.userId,
+      },
+    );
     const events: SocketEvents = {
       message: (data) => {
         if (conn.state !== "open") return;
@@ -1019,9 +1021,11 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     const onDisconnect = this.#options.onDisconnect;
     if (onDisconnect === undefined) return;
     // Deferred: the close may have fired inside a fan-out loop (Bun closes synchronously).
-    this.#track(Promise.resolve().then(() => onDisconnect(conn, { code, reason })).catch(
-      (error) => this.#report(error, "disconnect"),
-    ));
+    this.#track(
+      Promise.resolve().then(() => onDisconnect(conn, { code, reason })).catch(
+        (error) => this.#report(error, "disconnect"),
+      ),
+    );
   }
 
   // ---------------------------------------------------------------- keepalive

@@ -57,7 +57,11 @@ export const BUILTIN_TYPES: ReadonlySet<string> = new Set([
  * encodeEnvelope("pong", { timestamp: 1 }, 1); // '{"type":"pong","data":{"timestamp":1},"timestamp":1}'
  * ```
  */
-export function encodeEnvelope(type: string, data: unknown, timestamp: number = Date.now()): string {
+export function encodeEnvelope(
+  type: string,
+  data: unknown,
+  timestamp: number = Date.now(),
+): string {
   const body = JSON.stringify(data) ?? "null";
   return `{"type":${JSON.stringify(type)},"data":${body},"timestamp":${timestamp}}`;
 }

@@ -10,7 +10,12 @@ import {
   MessageError,
   SlowClientError,
 } from "../../mod.ts";
-import { connectMemory, ManualClock, type MemoryClient, UpgradeRefusedError } from "../../src/testing/mod.ts";
+import {
+  connectMemory,
+  ManualClock,
+  type MemoryClient,
+  type UpgradeRefusedError,
+} from "../../src/testing/mod.ts";
 import { test } from "../_harness.ts";
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -79,7 +84,9 @@ test("Hub.emit() unions rooms, users and clients without duplicates, and honours
   const a = await connectMemory(hub, { url: "http://localhost/ws?user=ada" });
   const b = await connectMemory(hub, { url: "http://localhost/ws?user=bob" });
   const c = await connectMemory(hub);
-  const ids = await Promise.all([a, b, c].map(async (x) => ((await x.next()).data as { clientId: string }).clientId));
+  const ids = await Promise.all(
+    [a, b, c].map(async (x) => ((await x.next()).data as { clientId: string }).clientId),
+  );
   await join(a, "r1");
   await join(b, "r1");
   await join(a, "r2");
@@ -125,7 +132,7 @@ test("Hub refuses client subscribe by default and lets server join() any room", 
 });
 
 test("Hub room guard decides, acks subscribe/unsubscribe and prunes empty rooms", async () => {
-  const hub = userHub({ canJoin: async (_c, room) => room !== "secret" });
+  const hub = userHub({ canJoin: (_c, room) => Promise.resolve(room !== "secret") });
   const a = await connectMemory(hub);
   await a.next();
   await join(a, "open");
@@ -220,7 +227,9 @@ test("Hub authenticate hook verifies a token and re-indexes the user", async () 
   await hub.close();
 });
 
-function schemaOf(check: (v: unknown) => string | undefined): StandardSchemaV1<unknown, InboundMessage> {
+function schemaOf(
+  check: (v: unknown) => string | undefined,
+): StandardSchemaV1<unknown, InboundMessage> {
   return {
     "~standard": {
       version: 1,
@@ -238,7 +247,9 @@ function schemaOf(check: (v: unknown) => string | undefined): StandardSchemaV1<u
 test("Hub validates app messages through a Standard Schema before the hook sees them", async () => {
   const seen: unknown[] = [];
   const hub = new Hub({
-    schema: schemaOf((v) => typeof (v as { text?: unknown }).text === "string" ? undefined : "text must be a string"),
+    schema: schemaOf((v) =>
+      typeof (v as { text?: unknown }).text === "string" ? undefined : "text must be a string"
+    ),
     onMessage: (_c, m) => void seen.push(m),
   });
   const a = await connectMemory(hub);
@@ -269,7 +280,9 @@ test("Hub turns a handler's MessageError into an error event and hides other fai
   const reported: string[] = [];
   const hub = new Hub({
     onMessage: (_c, m) => {
-      if (m.type === "refuse") throw new MessageError("NOT_IN_ROOM", "Cannot send: join first", { room: "r" });
+      if (m.type === "refuse") {
+        throw new MessageError("NOT_IN_ROOM", "Cannot send: join first", { room: "r" });
+      }
       if (m.type === "boom") throw new Error("secret detail");
       if (m.type === "reject") return Promise.reject(new Error("async secret"));
     },
@@ -278,7 +291,11 @@ test("Hub turns a handler's MessageError into an error event and hides other fai
   const a = await connectMemory(hub);
   await a.next();
   a.send({ type: "refuse" });
-  assert.deepEqual((await a.next()).data, { room: "r", code: "NOT_IN_ROOM", message: "Cannot send: join first" });
+  assert.deepEqual((await a.next()).data, {
+    room: "r",
+    code: "NOT_IN_ROOM",
+    message: "Cannot send: join first",
+  });
   a.send({ type: "boom" });
   assert.deepEqual((await a.next()).data, { code: "INTERNAL_ERROR", message: "Internal error" });
   a.send({ type: "reject" });
@@ -399,7 +416,10 @@ test("With a corking transport, a burst of emits becomes one write per connectio
   await Promise.resolve();
   assert.equal(a.writes - before, 1);
   assert.equal(b.messages.filter((m) => m.type === "n").length, 50);
-  assert.deepEqual(a.messages.filter((m) => m.type === "n").map((m) => m.data), Array.from({ length: 50 }, (_, i) => i));
+  assert.deepEqual(
+    a.messages.filter((m) => m.type === "n").map((m) => m.data),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
   await hub.close();
 });
 
@@ -601,7 +621,9 @@ test("Hub leaves Object.prototype alone when clients send __proto__ keys", async
   const hub = new Hub({ onMessage: () => {} });
   const a = await connectMemory(hub);
   await a.next();
-  a.send('{"type":"x","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}');
+  a.send(
+    '{"type":"x","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}',
+  );
   a.send('{"type":"subscribe","room":"r","__proto__":{"polluted":true}}');
   a.send({ type: "ping" });
   await a.next("pong");
@@ -622,5 +644,22 @@ test("Connection exposes request params, query URL and per-connection locals", a
   assert.equal(seen.request.params.id, "abc");
   assert.equal(new URL(seen.request.url).searchParams.get("x"), "1");
   assert.equal(seen.locals.count, 1);
+  await hub.close();
+});
+
+test("With a corking transport, a burst larger than the queue goes to a socket with room instead of closing it", async () => {
+  const hub = new Hub({ maxQueueMessages: 8, highWaterMark: 1 << 20 });
+  const a = await connectMemory(hub, { cork: true });
+  await a.next();
+  for (let i = 0; i < 100; i++) hub.emit("n", i);
+  await Promise.resolve();
+  assert.equal(a.isClosed, false);
+  assert.deepEqual(
+    a.messages.filter((m) => m.type === "n").map((m) => m.data),
+    Array.from({ length: 100 }, (_, i) => i),
+  );
+  a.pause();
+  for (let i = 0; i < 100; i++) hub.emit("m", i);
+  assert.equal(a.isClosed, false, "paused but under the high-water mark: still room in the socket");
   await hub.close();
 });

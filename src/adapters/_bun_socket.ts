@@ -1,0 +1,80 @@
+// Transport over a Bun ServerWebSocket. Writes are corked per tick by the hub;
+// backpressure comes from send()'s status and the `drain` event.
+import type { HubLimits } from "../core/hub.ts";
+import type { SocketEvents, Transport } from "../core/transport.ts";
+
+/** The parts of Bun's ServerWebSocket this adapter uses. */
+export interface BunSocketLike {
+  send(data: string | Uint8Array, compress?: boolean): number;
+  getBufferedAmount(): number;
+  cork(fn: () => void): unknown;
+  ping(data?: string): number;
+  close(code?: number, reason?: string): void;
+  readonly readyState: number;
+}
+
+/** Per-socket state the Bun handlers need. */
+export interface BunSocketState {
+  events: SocketEvents | undefined;
+  drained: (() => void) | undefined;
+}
+
+/** Build a transport over a Bun socket; `state.drained` is called from the `drain` handler. */
+export function bunTransport(
+  ws: BunSocketLike,
+  state: BunSocketState,
+  _limits: HubLimits,
+): Transport {
+  return {
+    send(frame) {
+      try {
+        return ws.send(frame);
+      } catch {
+        return 1;
+      }
+    },
+    bufferedAmount: () => ws.getBufferedAmount(),
+    cork(fn) {
+      try {
+        ws.cork(fn);
+      } catch {
+        // Socket already closed: nothing to write.
+      }
+    },
+    ping() {
+      ws.ping();
+    },
+    writable(lowWater, signal) {
+      return new Promise<void>((resolve, reject) => {
+        if (signal.aborted) return reject(signal.reason);
+        const done = () => {
+          state.drained = undefined;
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          state.drained = undefined;
+          reject(signal.reason);
+        };
+        if (ws.getBufferedAmount() <= lowWater || ws.readyState >= 2) return resolve();
+        signal.addEventListener("abort", onAbort, { once: true });
+        // Bun fires drain repeatedly while the buffer empties: resume under the low watermark.
+        state.drained = () => {
+          if (ws.getBufferedAmount() <= lowWater || ws.readyState >= 2) done();
+        };
+      });
+    },
+    close(code, reason) {
+      try {
+        ws.close(code, reason);
+      } catch { /* already closed */ }
+    },
+  };
+}
+
+/** Normalise a Bun message (string or Buffer) to a string or bytes. */
+export function bunMessageData(message: string | Uint8Array | ArrayBuffer): string | Uint8Array {
+  if (typeof message === "string") return message;
+  if (message instanceof ArrayBuffer) return new Uint8Array(message);
+  return new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+}

@@ -1,0 +1,145 @@
+/**
+ * Bun adapter: the `fetch`-side upgrade and the `websocket` handlers for `Bun.serve`.
+ *
+ * - Refusals (426, 403, 401, 503) are answered before any socket is opened.
+ * - Writes are coalesced per socket per tick inside `ws.cork()`.
+ * - Backpressure: `send()` status plus `drain`, resuming under the hub's low watermark.
+ * - Keepalive: the hub pings (`ws.ping()`) and times out silent sockets itself;
+ *   Bun's own idle timeout is off.
+ *
+ * @example
+ * ```ts ignore
+ * import { Hub } from "@hubbub/hubbub";
+ * import { createBunHandler } from "@hubbub/hubbub/bun";
+ *
+ * const hub = new Hub({ canJoin: () => true });
+ * const ws = createBunHandler(hub);
+ * Bun.serve({
+ *   fetch(req, server) {
+ *     if (new URL(req.url).pathname === "/ws") return ws.upgrade(req, server);
+ *     return new Response("hi");
+ *   },
+ *   websocket: ws.websocket,
+ * });
+ * ```
+ *
+ * @module
+ */
+
+import type { Hub } from "../core/hub.ts";
+import type { AcceptedUpgrade } from "../core/hub.ts";
+import {
+  bunMessageData,
+  type BunSocketLike,
+  type BunSocketState,
+  bunTransport,
+} from "./_bun_socket.ts";
+
+/** The parts of Bun's `Server` this adapter uses. */
+export interface BunServerLike {
+  /** Bun's `server.upgrade`. */
+  upgrade(request: Request, options: { data: unknown; headers?: HeadersInit }): boolean;
+}
+
+/** What the adapter keeps in `ws.data`. */
+export interface BunSocketData {
+  /** The hub's acceptance, until the socket opens. */
+  decision: AcceptedUpgrade;
+  /** Adapter state. */
+  state: BunSocketState;
+}
+
+/** A Bun server-side socket carrying hubbub's data. */
+export interface BunServerSocket extends BunSocketLike {
+  /** Set at upgrade. */
+  readonly data: BunSocketData;
+}
+
+/** The `websocket` handler object for `Bun.serve`. */
+export interface BunWebSocketHandler {
+  /** Socket opened. */
+  open(ws: BunServerSocket): void;
+  /** Frame arrived. */
+  message(ws: BunServerSocket, message: string | Uint8Array): void;
+  /** Socket closed. */
+  close(ws: BunServerSocket, code: number, reason: string): void;
+  /** Socket buffer drained. */
+  drain(ws: BunServerSocket): void;
+  /** Pong arrived. */
+  pong(ws: BunServerSocket): void;
+  /** Largest frame Bun accepts before closing with 1009 itself. */
+  maxPayloadLength: number;
+  /** Bun's own idle timeout: off (the hub times out silent sockets). */
+  idleTimeout: number;
+  /** Bun's own pings: off (the hub pings). */
+  sendPings: boolean;
+  /** Bun's buffer cap; the hub stops writing far below it. */
+  backpressureLimit: number;
+  /** Keep sockets over the cap open: the hub applies its own slow-client policy. */
+  closeOnBackpressureLimit: boolean;
+  /** No per-message deflate (it costs CPU on every fan-out). */
+  perMessageDeflate: boolean;
+}
+
+/** What {@linkcode createBunHandler} returns. */
+export interface BunHandler {
+  /**
+   * Call from `fetch` for the WebSocket route.
+   * @returns `undefined` once upgraded (as Bun expects), or the refusal response.
+   */
+  upgrade(request: Request, server: BunServerLike): Promise<Response | undefined>;
+  /** Pass as `websocket` to `Bun.serve`. */
+  websocket: BunWebSocketHandler;
+}
+
+/**
+ * Make the Bun upgrade function and `websocket` handlers for a hub.
+ *
+ * @param hub The hub.
+ * @returns `{ upgrade, websocket }` for `Bun.serve`.
+ */
+// deno-lint-ignore no-explicit-any
+export function createBunHandler(hub: Hub<any>): BunHandler {
+  const limits = hub.limits;
+  return {
+    async upgrade(request, server) {
+      const decision = await hub.upgrade(request);
+      if (!decision.ok) return decision.response;
+      const data: BunSocketData = { decision, state: { events: undefined, drained: undefined } };
+      const headers = decision.protocol
+        ? { "sec-websocket-protocol": decision.protocol }
+        : undefined;
+      if (!server.upgrade(request, { data, headers })) {
+        decision.cancel();
+        return new Response("Bad WebSocket upgrade request", { status: 400 });
+      }
+      return undefined;
+    },
+    websocket: {
+      open(ws) {
+        const { decision, state } = ws.data;
+        state.events = decision.open(bunTransport(ws, state, limits));
+      },
+      message(ws, message) {
+        ws.data.state.events?.message(bunMessageData(message));
+      },
+      close(ws, code, reason) {
+        const { decision, state } = ws.data;
+        if (state.events !== undefined) state.events.close(code, reason);
+        else decision.cancel();
+      },
+      drain(ws) {
+        ws.data.state.drained?.();
+      },
+      pong(ws) {
+        ws.data.state.events?.pong();
+      },
+      maxPayloadLength: limits.maxMessageBytes + 1024,
+      idleTimeout: 0,
+      sendPings: false,
+      backpressureLimit: Math.max(16 * 1024 * 1024, limits.highWaterMark * 4),
+      closeOnBackpressureLimit: false,
+      perMessageDeflate: false,
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * Deno adapter: serve a hub from `Deno.serve` through `Deno.upgradeWebSocket`.
+ *
+ * - Refusals (426, 403, 401, 503) are answered before any socket is opened.
+ * - Keepalive uses Deno's own ping/pong (`idleTimeout`, from the hub's `idleTimeoutMs`).
+ * - Backpressure: Deno has no drain event, so a waiting writer polls
+ *   `bufferedAmount` until it is under the hub's low watermark.
+ *
+ * @example
+ * ```ts ignore
+ * import { Hub } from "@hubbub/hubbub";
+ * import { createDenoHandler } from "@hubbub/hubbub/deno";
+ *
+ * const hub = new Hub({ canJoin: () => true });
+ * const ws = createDenoHandler(hub);
+ * Deno.serve((req) => new URL(req.url).pathname === "/ws" ? ws(req) : new Response("hi"));
+ * ```
+ *
+ * @module
+ */
+
+import type { Hub } from "../core/hub.ts";
+import type { SocketEvents } from "../core/transport.ts";
+import { closeCode, messageData, type WebSocketLike, webSocketTransport } from "./_web_socket.ts";
+
+/** The parts of the `Deno` namespace this adapter uses. */
+interface DenoLike {
+  upgradeWebSocket(
+    request: Request,
+    options?: { protocol?: string; idleTimeout?: number },
+  ): { socket: WebSocketLike & EventTarget; response: Response };
+}
+
+/** Options for {@linkcode createDenoHandler}. */
+export interface DenoHandlerOptions {
+  /** Route params to keep on `connection.request.params`, computed per request. */
+  params?: (request: Request) => Record<string, string>;
+}
+
+/**
+ * Make a request handler that upgrades WebSocket requests into hub connections.
+ *
+ * @param hub The hub.
+ * @param options See {@linkcode DenoHandlerOptions}.
+ * @returns A handler for `Deno.serve` (or for the WebSocket route of your own router).
+ *   It always returns Deno's upgrade response for accepted requests, as Deno requires.
+ * @throws {TypeError} When called outside Deno.
+ */
+export function createDenoHandler(
+  // deno-lint-ignore no-explicit-any
+  hub: Hub<any>,
+  options: DenoHandlerOptions = {},
+): (request: Request) => Promise<Response> {
+  const deno = (globalThis as { Deno?: DenoLike }).Deno;
+  if (deno === undefined) throw new TypeError("Cannot create Deno handler: not running on Deno");
+  const idleTimeout = Math.max(1, Math.ceil(hub.limits.idleTimeoutMs / 1000));
+  return async (request) => {
+    const decision = await hub.upgrade(request, { params: options.params?.(request) });
+    if (!decision.ok) return decision.response;
+    let upgraded: ReturnType<DenoLike["upgradeWebSocket"]>;
+    try {
+      upgraded = deno.upgradeWebSocket(request, {
+        idleTimeout,
+        ...(decision.protocol ? { protocol: decision.protocol } : {}),
+      });
+    } catch {
+      decision.cancel();
+      return new Response("Bad WebSocket upgrade request", { status: 400 });
+    }
+    const { socket, response } = upgraded;
+    socket.binaryType = "arraybuffer";
+    let events: SocketEvents | undefined;
+    socket.addEventListener("open", () => {
+      events = decision.open(webSocketTransport(socket, hub.limits));
+    });
+    socket.addEventListener("message", (e) => {
+      const data = messageData((e as MessageEvent).data);
+      if (data instanceof Promise) data.then((d) => events?.message(d));
+      else events?.message(data);
+    });
+    socket.addEventListener("close", (e) => {
+      const { code, reason } = e as CloseEvent;
+      if (events !== undefined) events.close(closeCode(code), reason);
+      else decision.cancel();
+    });
+    socket.addEventListener("error", () => {
+      // A close event always follows; teardown happens there.
+    });
+    return response;
+  };
+}

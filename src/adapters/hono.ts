@@ -1,0 +1,237 @@
+/**
+ * Hono adapter: a route handler that turns a Hono WebSocket route into hub
+ * connections, on Deno (`hono/deno`) and on Bun (`hono/bun`).
+ *
+ * - Pass the app's own `upgradeWebSocket`; this module does not import Hono.
+ * - Connections are keyed on the raw socket (`ws.raw`): Hono makes a new
+ *   `WSContext` per event on Bun, and hides Bun's send status and `drain`.
+ * - On Bun, wrap Hono's `websocket` object with {@linkcode withBunBackpressure}
+ *   before passing it to `Bun.serve`: it adds `drain` and `pong` and the hub's limits.
+ *
+ * @example Deno
+ * ```ts ignore
+ * import { Hono } from "hono";
+ * import { upgradeWebSocket } from "hono/deno";
+ * import { Hub } from "@hubbub/hubbub";
+ * import { hubHandler } from "@hubbub/hubbub/hono";
+ *
+ * const hub = new Hub();
+ * const app = new Hono();
+ * app.get("/ws", hubHandler(hub, { upgradeWebSocket }));
+ * Deno.serve(app.fetch);
+ * ```
+ *
+ * @example Bun
+ * ```ts ignore
+ * import { Hono } from "hono";
+ * import { upgradeWebSocket, websocket } from "hono/bun";
+ * import { Hub } from "@hubbub/hubbub";
+ * import { hubHandler, withBunBackpressure } from "@hubbub/hubbub/hono";
+ *
+ * const hub = new Hub();
+ * const app = new Hono();
+ * app.get("/ws", hubHandler(hub, { upgradeWebSocket }));
+ * Bun.serve({ fetch: app.fetch, websocket: withBunBackpressure(hub, websocket) });
+ * ```
+ *
+ * @module
+ */
+
+import type { AcceptedUpgrade, Hub } from "../core/hub.ts";
+import type { SocketEvents, Transport } from "../core/transport.ts";
+import { closeCode, messageData, type WebSocketLike, webSocketTransport } from "./_web_socket.ts";
+import {
+  bunMessageData,
+  type BunSocketLike,
+  type BunSocketState,
+  bunTransport,
+} from "./_bun_socket.ts";
+
+/** The parts of Hono's `Context` this adapter uses. */
+export interface HonoContextLike {
+  /** Hono's request wrapper. */
+  req: { raw: Request; param(): Record<string, string> };
+}
+
+/** The parts of Hono's `WSContext` this adapter uses. */
+export interface HonoWSContextLike {
+  /** The runtime's socket: a Deno WebSocket or a Bun ServerWebSocket. */
+  raw?: unknown;
+}
+
+/** Hono's WebSocket event callbacks (`WSEvents`). */
+export interface HonoWSEvents {
+  /** Socket opened. */
+  onOpen?: (evt: Event, ws: HonoWSContextLike) => void;
+  /** Frame arrived. */
+  onMessage?: (evt: MessageEvent, ws: HonoWSContextLike) => void;
+  /** Socket closed. */
+  onClose?: (evt: CloseEvent, ws: HonoWSContextLike) => void;
+  /** Socket error (a close follows). */
+  onError?: (evt: Event, ws: HonoWSContextLike) => void;
+}
+
+/** Hono's `upgradeWebSocket` in its `(c, events, options)` form (from `hono/deno` or `hono/bun`). */
+export type HonoUpgradeWebSocket = (
+  // deno-lint-ignore no-explicit-any
+  c: any,
+  // deno-lint-ignore no-explicit-any
+  events: any,
+  // deno-lint-ignore no-explicit-any
+  options?: any,
+) => Promise<Response | void> | Response | void;
+
+/** Options for {@linkcode hubHandler}. */
+export interface HubHandlerOptions {
+  /** The app's `upgradeWebSocket`, from `hono/deno` or `hono/bun`. */
+  upgradeWebSocket: HonoUpgradeWebSocket;
+}
+
+/** A Hono handler: `(c, next) => Response`. */
+export type HonoHandler = (
+  c: HonoContextLike,
+  next: () => Promise<void>,
+) => Promise<Response>;
+
+// Bun sockets' per-socket state, keyed on the raw socket (Hono makes a new WSContext per event).
+const bunStates = new WeakMap<object, BunSocketState>();
+
+function isBunSocket(raw: unknown): raw is BunSocketLike & object {
+  return typeof raw === "object" && raw !== null &&
+    typeof (raw as BunSocketLike).cork === "function" &&
+    typeof (raw as BunSocketLike).getBufferedAmount === "function";
+}
+
+/**
+ * Make a Hono route handler that upgrades requests into hub connections.
+ * Route params (`c.req.param()`) are kept on `connection.request.params`.
+ *
+ * @param hub The hub.
+ * @param options The app's `upgradeWebSocket`.
+ * @returns A handler for `app.get(path, handler)`.
+ */
+// deno-lint-ignore no-explicit-any
+export function hubHandler(hub: Hub<any>, options: HubHandlerOptions): HonoHandler {
+  const idleTimeout = Math.max(1, Math.ceil(hub.limits.idleTimeoutMs / 1000));
+  return async (c) => {
+    const decision = await hub.upgrade(c.req.raw, { params: c.req.param() });
+    if (!decision.ok) return decision.response;
+    const events = honoEvents(hub, decision);
+    let response: Response | void;
+    try {
+      response = await options.upgradeWebSocket(c, events, {
+        idleTimeout,
+        ...(decision.protocol ? { protocol: decision.protocol } : {}),
+      });
+    } catch (error) {
+      decision.cancel();
+      throw error;
+    }
+    if (response === undefined) {
+      decision.cancel();
+      return new Response("Bad WebSocket upgrade request", { status: 400 });
+    }
+    return response;
+  };
+}
+
+function honoEvents(
+  // deno-lint-ignore no-explicit-any
+  hub: Hub<any>,
+  decision: AcceptedUpgrade,
+): HonoWSEvents {
+  let events: SocketEvents | undefined;
+  return {
+    onOpen(_evt, ws) {
+      const raw = ws.raw;
+      let transport: Transport;
+      if (isBunSocket(raw)) {
+        const state: BunSocketState = { events: undefined, drained: undefined };
+        bunStates.set(raw, state);
+        transport = bunTransport(raw, state, hub.limits);
+        events = state.events = decision.open(transport);
+      } else {
+        const socket = raw as WebSocketLike;
+        socket.binaryType = "arraybuffer";
+        events = decision.open(webSocketTransport(socket, hub.limits));
+      }
+    },
+    onMessage(evt, ws) {
+      const raw = evt.data;
+      const data = isBunSocket(ws.raw) && typeof raw !== "string"
+        ? bunMessageData(raw as ArrayBuffer)
+        : messageData(raw);
+      if (data instanceof Promise) data.then((d) => events?.message(d));
+      else events?.message(data);
+    },
+    onClose(evt, ws) {
+      if (events !== undefined) events.close(closeCode(evt.code), evt.reason);
+      else decision.cancel();
+      if (typeof ws.raw === "object" && ws.raw !== null) bunStates.delete(ws.raw);
+    },
+  };
+}
+
+/** Hono's Bun `websocket` handler object (from `hono/bun`). */
+export interface HonoBunWebSocket {
+  /** Hono's open handler. */
+  // deno-lint-ignore no-explicit-any
+  open(ws: any): void;
+  /** Hono's message handler. */
+  // deno-lint-ignore no-explicit-any
+  message(ws: any, message: any): void;
+  /** Hono's close handler. */
+  // deno-lint-ignore no-explicit-any
+  close(ws: any, code?: number, reason?: string): void;
+}
+
+/** Hono's Bun handlers plus what the hub needs from Bun. */
+export interface BunBackpressureWebSocket extends HonoBunWebSocket {
+  /** Resumes waiting writers. */
+  drain(ws: object): void;
+  /** Marks the connection alive. */
+  pong(ws: object): void;
+  /** See `createBunHandler`. */
+  maxPayloadLength: number;
+  /** Bun's idle timeout: off; the hub pings and times out. */
+  idleTimeout: number;
+  /** Bun's pings: off; the hub pings. */
+  sendPings: boolean;
+  /** Bun's buffer cap, far above the hub's high-water mark. */
+  backpressureLimit: number;
+  /** The hub applies its own slow-client policy. */
+  closeOnBackpressureLimit: boolean;
+}
+
+/**
+ * Add `drain`, `pong` and the hub's limits to Hono's Bun `websocket` object.
+ * Hono's own handlers keep working for other WebSocket routes of the app.
+ *
+ * @param hub The hub (for its limits).
+ * @param websocket The `websocket` export of `hono/bun`.
+ * @returns The object to pass as `websocket` to `Bun.serve`.
+ */
+export function withBunBackpressure(
+  // deno-lint-ignore no-explicit-any
+  hub: Hub<any>,
+  websocket: HonoBunWebSocket,
+): BunBackpressureWebSocket {
+  const limits = hub.limits;
+  return {
+    open: (ws) => websocket.open(ws),
+    message: (ws, message) => {
+      // Hub sockets skip Hono's per-event WSContext (and its loss of the Buffer's offset).
+      const events = bunStates.get(ws)?.events;
+      if (events !== undefined) events.message(bunMessageData(message));
+      else websocket.message(ws, message);
+    },
+    close: (ws, code, reason) => websocket.close(ws, code, reason),
+    drain: (ws) => bunStates.get(ws)?.drained?.(),
+    pong: (ws) => bunStates.get(ws)?.events?.pong(),
+    maxPayloadLength: limits.maxMessageBytes + 1024,
+    idleTimeout: 0,
+    sendPings: false,
+    backpressureLimit: Math.max(16 * 1024 * 1024, limits.highWaterMark * 4),
+    closeOnBackpressureLimit: false,
+  };
+}

@@ -1,0 +1,5 @@
+import { isBun } from "../_harness.ts";
+import { transportContract } from "../contract/transport_contract.ts";
+import { startBun } from "./_servers.ts";
+
+transportContract("bun adapter", startBun, { if: isBun });

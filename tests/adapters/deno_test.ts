@@ -1,0 +1,5 @@
+import { isDeno } from "../_harness.ts";
+import { transportContract } from "../contract/transport_contract.ts";
+import { startDeno } from "./_servers.ts";
+
+transportContract("deno adapter", startDeno, { if: isDeno });
