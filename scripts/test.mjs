@@ -69,6 +69,15 @@ if (only("gates")) {
     "scripts/core_compat.json",
     "scripts/fixtures/uses_runtime.ts",
   ], true);
+  await gate("deno doc --lint (JSDoc on every export)", DENO, [
+    "doc",
+    "--lint",
+    "mod.ts",
+    "src/adapters/deno.ts",
+    "src/adapters/bun.ts",
+    "src/adapters/hono.ts",
+    "src/testing/mod.ts",
+  ]);
   await gate("deno publish --dry-run", DENO, ["publish", "--dry-run", "--allow-dirty"]);
 }
 

@@ -5,17 +5,25 @@ import type { SocketEvents, Transport } from "../core/transport.ts";
 
 /** The parts of Bun's ServerWebSocket this adapter uses. */
 export interface BunSocketLike {
+  /** Bun's send: bytes written, -1 when backpressured, 0 when dropped. */
   send(data: string | Uint8Array, compress?: boolean): number;
+  /** Bytes buffered in Bun, not yet written. */
   getBufferedAmount(): number;
+  /** Coalesce the sends made inside `fn`. */
   cork(fn: () => void): unknown;
+  /** Send a protocol ping. */
   ping(data?: string): number;
+  /** Start the closing handshake. */
   close(code?: number, reason?: string): void;
+  /** 0 connecting, 1 open, 2 closing, 3 closed. */
   readonly readyState: number;
 }
 
 /** Per-socket state the Bun handlers need. */
 export interface BunSocketState {
+  /** The hub's event sink once the socket opened. */
   events: SocketEvents | undefined;
+  /** Called from Bun's `drain` handler while a writer waits. */
   drained: (() => void) | undefined;
 }
 

@@ -28,6 +28,7 @@
 
 import type { Hub } from "../core/hub.ts";
 import type { AcceptedUpgrade } from "../core/hub.ts";
+export type { BunSocketLike, BunSocketState };
 import {
   bunMessageData,
   type BunSocketLike,

@@ -10,7 +10,6 @@ import { type Frame, SendQueue } from "./send_queue.ts";
 import type { Transport } from "./transport.ts";
 import { encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
 import {
-  type ConnectionOwner,
   kDeliver,
   kFlush,
   kFlushTick,
@@ -37,6 +36,22 @@ export interface ConnectionRequest {
   readonly params: Readonly<Record<string, string>>;
   /** The negotiated subprotocol, or `""`. */
   readonly protocol: string;
+}
+
+/** What a connection needs from its hub. Implemented by `Hub`; not for app code. */
+export interface ConnectionOwner {
+  /** Add the connection to a room's index. */
+  join(conn: Connection, room: string): void;
+  /** Remove the connection from a room's index. */
+  leave(conn: Connection, room: string): void;
+  /** Schedule a once-per-tick flush of the connection's queue. */
+  markDirty(conn: Connection): void;
+  /** The connection closed: drop it from every index and run the disconnect hook. */
+  closed(conn: Connection, code: number, reason: string): void;
+  /** The connection overflowed its queue (for counters). */
+  slow(conn: Connection): void;
+  /** Current time in Unix ms. */
+  now(): number;
 }
 
 /** Everything a {@linkcode Connection} is created with. Built by the hub. */
@@ -123,6 +138,11 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   /** The user id, set by `identify` or by the `authenticate` hook; `undefined` when anonymous. */
   get userId(): string | undefined {
     return this.#userId;
+  }
+
+  /** Query parameters of the upgrade request's URL (parsed on each read). */
+  get query(): URLSearchParams {
+    return new URL(this.request.url).searchParams;
   }
 
   /** Per-connection app state, created on first use. */

@@ -7,6 +7,8 @@
 /** Thrown by `Connection.send()` when the connection is closed or closing. */
 export class ConnectionClosedError extends Error {
   /**
+   * Create the error.
+   *
    * @param message What could not be done.
    */
   constructor(message = "Cannot send: connection is closed") {
@@ -21,6 +23,8 @@ export class ConnectionClosedError extends Error {
  */
 export class SlowClientError extends Error {
   /**
+   * Create the error.
+   *
    * @param message What could not be done.
    */
   constructor(message = "Cannot send: send queue is full (slow client)") {
@@ -45,6 +49,8 @@ export class MessageError extends Error {
   /** Extra fields for the `error` event's data. */
   readonly details: Record<string, unknown> | undefined;
   /**
+   * Create the error.
+   *
    * @param code The stable error code sent to the client.
    * @param message A human-readable message sent to the client.
    * @param details Extra fields for the `error` event's data.

@@ -5,15 +5,14 @@
  * @module
  */
 
-import type { StandardSchemaV1 } from "@standard-schema/spec";
+import type { StandardSchemaResult, StandardSchemaV1 } from "./standard_schema.ts";
 import { CloseCode } from "./close_codes.ts";
-import { Connection } from "./connection.ts";
+import { Connection, type ConnectionOwner } from "./connection.ts";
 import { MessageError } from "./errors.ts";
 import type { Frame } from "./send_queue.ts";
 import type { SocketEvents, Transport } from "./transport.ts";
 import { compileOriginCheck, type OriginCheck } from "./_origin.ts";
 import {
-  type ConnectionOwner,
   kDeliver,
   kFlushTick,
   kLastSeen,
@@ -30,6 +29,7 @@ import { ErrorCode } from "../protocol/error_codes.ts";
 export interface InboundMessage {
   /** The message type. */
   type: string;
+  /** Any other fields, as sent. */
   [key: string]: unknown;
 }
 
@@ -310,6 +310,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   #closed = false;
 
   /**
+   * Create a hub. It accepts connections through an adapter's handler.
+   *
    * @param options See {@linkcode HubOptions}.
    * @throws {RangeError} If a limit is not a positive number.
    * @throws {TypeError} If an origin allowlist entry is not an origin.
@@ -787,7 +789,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     if (schema === undefined) {
       return this.#callHook(conn, "message", () => onMessage(conn, message as Msg));
     }
-    let result: StandardSchemaV1.Result<Msg> | Promise<StandardSchemaV1.Result<Msg>>;
+    let result: StandardSchemaResult<Msg> | Promise<StandardSchemaResult<Msg>>;
     try {
       result = schema["~standard"].validate(message);
     } catch (error) {
@@ -795,13 +797,13 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       this.#error(conn, ErrorCode.INVALID_INPUT, "Message failed validation");
       return;
     }
-    const next = (r: StandardSchemaV1.Result<Msg>): Promise<void> | undefined => {
+    const next = (r: StandardSchemaResult<Msg>): Promise<void> | undefined => {
       if (r.issues !== undefined) {
         this.#error(conn, ErrorCode.INVALID_INPUT, "Message failed validation", {
           type: clip(type),
           issues: r.issues.slice(0, 20).map((i) => ({
             message: String(i.message),
-            path: i.path?.map((p) => typeof p === "object" ? p.key : p).map(String),
+            path: i.path?.map((p) => String(typeof p === "object" ? p.key : p)),
           })),
         });
         return;

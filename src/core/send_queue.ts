@@ -54,6 +54,8 @@ export class SendQueue implements AsyncIterable<Frame> {
   readonly #maxBytes: number;
 
   /**
+   * Create an empty queue.
+   *
    * @param options Limits; see {@linkcode SendQueueOptions}.
    * @throws {RangeError} If a limit is not a positive number.
    */

@@ -25,6 +25,8 @@ export class ManualClock implements Clock {
   #nextId = 1;
 
   /**
+   * Create a clock stopped at `start`.
+   *
    * @param start The starting time in Unix ms.
    */
   constructor(start = 1_700_000_000_000) {

@@ -57,6 +57,8 @@ export class UpgradeRefusedError extends Error {
   /** The HTTP status the hub answered with. */
   readonly status: number;
   /**
+   * Create the error.
+   *
    * @param status The HTTP status.
    */
   constructor(status: number) {

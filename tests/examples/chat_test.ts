@@ -1,0 +1,293 @@
+// The chat demo on a real server (Deno.serve or Bun.serve on port 0) with real `ws` clients.
+import assert from "node:assert/strict";
+import { type ChatApp, createChatApp } from "../../examples/chat/app.ts";
+import { isDeno, test } from "../_harness.ts";
+import { TestClient } from "../_ws_client.ts";
+
+// deno-lint-ignore no-explicit-any
+type Data = any;
+
+/** A running chat server and how to stop it. */
+interface Running {
+  app: ChatApp;
+  base: string;
+  stop(): Promise<void>;
+}
+
+function startChat(): Running {
+  const app = createChatApp({ onError: () => {} });
+  if (isDeno) {
+    const server = Deno.serve(
+      { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+      async (req) => (await app.fetch(req))!,
+    );
+    return {
+      app,
+      base: `127.0.0.1:${server.addr.port}`,
+      stop: async () => {
+        await app.hub.close();
+        await server.shutdown();
+      },
+    };
+  }
+  // deno-lint-ignore no-explicit-any
+  const bun = (globalThis as any).Bun;
+  const server = bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: app.fetch,
+    websocket: app.websocket,
+  });
+  return {
+    app,
+    base: `127.0.0.1:${server.port}`,
+    stop: async () => {
+      await app.hub.close();
+      await server.stop(true);
+    },
+  };
+}
+
+/** Connect as `user` and wait for `connection.established`. */
+async function connect(base: string, user: string): Promise<TestClient> {
+  const client = await TestClient.connect(`ws://${base}/ws?user=${encodeURIComponent(user)}`);
+  const hello = await client.next("connection.established");
+  assert.equal((hello.data as { userId: string }).userId, user);
+  return client;
+}
+
+/** Subscribe to `room` and wait for the ack. */
+async function join(client: TestClient, room: string): Promise<void> {
+  const ack = await client.request({ type: "subscribe", room });
+  assert.equal(ack.type, "subscribed");
+  assert.deepEqual(ack.data, { room });
+}
+
+/** The data of the next message of `type`, typed loosely for assertions. */
+async function next(client: TestClient, type: string): Promise<Data> {
+  return (await client.next(type)).data as Data;
+}
+
+/** Messages of `type` received so far. */
+function count(client: TestClient, type: string): number {
+  return client.messages.filter((m) => m.type === type).length;
+}
+
+/** A round trip: everything the server sent before the pong has arrived. */
+async function settle(client: TestClient): Promise<void> {
+  await client.request({ type: "ping" }, "pong");
+}
+
+test("The chat demo serves its page at / and answers 404 elsewhere", async () => {
+  const chat = startChat();
+  try {
+    const page = await fetch(`http://${chat.base}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+    const html = await page.text();
+    assert.match(html, /^<!doctype html>/);
+    assert.match(html, /DEMO ONLY/);
+    const missing = await fetch(`http://${chat.base}/nope`);
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
+  } finally {
+    await chat.stop();
+  }
+});
+
+test("The chat demo refuses an upgrade without a valid user name with 401", async () => {
+  const chat = startChat();
+  try {
+    const url = `ws://${chat.base}/ws`;
+    assert.equal(await TestClient.status(url), 401);
+    assert.equal(await TestClient.status(`${url}?user=`), 401);
+    assert.equal(await TestClient.status(`${url}?user=${"x".repeat(33)}`), 401);
+    assert.equal(chat.app.hub.connectionCount, 0);
+  } finally {
+    await chat.stop();
+  }
+});
+
+test("The chat demo delivers a room message to every member, and presence on join", async () => {
+  const chat = startChat();
+  const ada = await connect(chat.base, "ada");
+  const bob = await connect(chat.base, "bob");
+  const eve = await connect(chat.base, "eve");
+  try {
+    await join(ada, "lobby");
+    assert.deepEqual(await next(ada, "presence"), {
+      room: "lobby",
+      user: "ada",
+      action: "join",
+      users: ["ada"],
+    });
+    await join(bob, "lobby");
+    for (const c of [ada, bob]) {
+      assert.deepEqual(await next(c, "presence"), {
+        room: "lobby",
+        user: "bob",
+        action: "join",
+        users: ["ada", "bob"],
+      });
+    }
+    ada.send({ type: "message", room: "lobby", text: "hello, lobby" });
+    for (const c of [ada, bob]) {
+      const m = await c.next("message");
+      assert.deepEqual(m.data, { room: "lobby", user: "ada", text: "hello, lobby" });
+      assert.equal(typeof m.timestamp, "number");
+    }
+    await settle(eve);
+    assert.equal(count(eve, "message"), 0);
+    assert.equal(count(eve, "presence"), 0);
+  } finally {
+    await Promise.all([ada.shut(), bob.shut(), eve.shut()]);
+    await chat.stop();
+  }
+});
+
+test("The chat demo answers a message to a room the sender has not joined with NOT_IN_ROOM", async () => {
+  const chat = startChat();
+  const ada = await connect(chat.base, "ada");
+  const bob = await connect(chat.base, "bob");
+  try {
+    await join(bob, "secret-plans");
+    ada.send({ type: "message", room: "secret-plans", text: "let me in" });
+    const err = await next(ada, "error");
+    assert.equal(err.code, "NOT_IN_ROOM");
+    assert.equal(err.room, "secret-plans");
+    await settle(bob);
+    assert.equal(count(bob, "message"), 0);
+    // The connection stays open and usable.
+    await join(ada, "secret-plans");
+    ada.send({ type: "message", room: "secret-plans", text: "in now" });
+    assert.equal((await next(bob, "message")).text, "in now");
+  } finally {
+    await Promise.all([ada.shut(), bob.shut()]);
+    await chat.stop();
+  }
+});
+
+test("The chat demo refuses room names outside ^[a-z0-9-]{1,32}$ and validates text", async () => {
+  const chat = startChat();
+  const ada = await connect(chat.base, "ada");
+  try {
+    for (const room of ["Lobby", "has space", "x".repeat(33), "émoji", "a/b"]) {
+      const err = await ada.request({ type: "subscribe", room }, "error");
+      assert.equal((err.data as Data).code, "SUBSCRIBE_REFUSED", room);
+    }
+    assert.equal(chat.app.hub.roomCount, 0);
+    await join(ada, "r-1");
+    for (const text of ["", "x".repeat(2001), 42]) {
+      const err = await ada.request({ type: "message", room: "r-1", text }, "error");
+      assert.equal((err.data as Data).code, "INVALID_INPUT");
+      assert.deepEqual((err.data as Data).issues[0].path, ["text"]);
+    }
+    const unknown = await ada.request({ type: "shout", text: "hi" }, "error");
+    assert.equal((unknown.data as Data).code, "INVALID_INPUT");
+    ada.send({ type: "message", room: "r-1", text: "x".repeat(2000) });
+    assert.equal((await next(ada, "message")).text.length, 2000);
+  } finally {
+    await ada.shut();
+    await chat.stop();
+  }
+});
+
+test("The chat demo delivers a whisper to every tab of the recipient and a copy to the sender", async () => {
+  const chat = startChat();
+  const tab1 = await connect(chat.base, "ada");
+  const tab2 = await connect(chat.base, "ada");
+  const bob = await connect(chat.base, "bob");
+  const eve = await connect(chat.base, "eve");
+  try {
+    bob.send({ type: "whisper", to: "ada", text: "psst" });
+    const expected = { from: "bob", to: "ada", text: "psst" };
+    for (const c of [tab1, tab2, bob]) assert.deepEqual(await next(c, "whisper"), expected);
+    await settle(eve);
+    assert.equal(count(eve, "whisper"), 0);
+    const err = await bob.request({ type: "whisper", to: "nobody", text: "hello?" }, "error");
+    assert.deepEqual(err.data, {
+      to: "nobody",
+      code: "USER_OFFLINE",
+      message: "Cannot whisper: user is not online",
+    });
+  } finally {
+    await Promise.all([tab1.shut(), tab2.shut(), bob.shut(), eve.shut()]);
+    await chat.stop();
+  }
+});
+
+test("The chat demo announces a leave when the user's last tab in the room disconnects", async () => {
+  const chat = startChat();
+  const ada = await connect(chat.base, "ada");
+  const bob1 = await connect(chat.base, "bob");
+  const bob2 = await connect(chat.base, "bob");
+  try {
+    await join(ada, "lobby");
+    await join(bob1, "lobby");
+    await join(bob2, "lobby");
+    // bob's second tab gets the member list; the others hear nothing new.
+    assert.deepEqual((await next(bob2, "presence")).users, ["ada", "bob"]);
+    await bob1.shut();
+    await bob2.shut();
+    assert.equal((await next(ada, "presence")).user, "ada");
+    assert.equal((await next(ada, "presence")).action, "join");
+    assert.deepEqual(await next(ada, "presence"), {
+      room: "lobby",
+      user: "bob",
+      action: "leave",
+      users: ["ada"],
+    });
+  } finally {
+    await Promise.all([ada.shut(), bob1.shut(), bob2.shut()]);
+    await chat.stop();
+  }
+});
+
+test("The chat demo's hub.close() closes every client with connection.closed and 1001", async () => {
+  const chat = startChat();
+  const ada = await connect(chat.base, "ada");
+  try {
+    await chat.app.hub.close();
+    assert.equal((await ada.closed).code, 1001);
+    assert.deepEqual(await next(ada, "connection.closed"), {
+      code: 1001,
+      reason: "server shutting down",
+    });
+  } finally {
+    await ada.shut();
+    await chat.stop();
+  }
+});
+
+test("examples/chat/main.ts serves on $PORT and exits cleanly on SIGTERM after closing clients", async () => {
+  const { spawn } = await import("node:child_process");
+  const main = new URL("../../examples/chat/main.ts", import.meta.url).pathname;
+  const args = isDeno ? ["run", "-A", main] : [main];
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  let out = "";
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout!.on("data", (chunk: Uint8Array) => {
+        out += new TextDecoder().decode(chunk);
+        const m = /on (http:\/\/\S+)\//.exec(out);
+        if (m) resolve(m[1]);
+      });
+      child.once("exit", () => reject(new Error(`exited early: ${out}`)));
+    });
+    const page = await fetch(url.replace("localhost", "127.0.0.1") + "/");
+    assert.match(await page.text(), /hubbub chat/);
+    const ada = await connect(url.replace(/^http:\/\/localhost/, "127.0.0.1"), "ada");
+    child.kill("SIGTERM");
+    assert.equal((await ada.closed).code, 1001);
+    assert.equal(await exited, 0);
+    assert.match(out, /shutting down/);
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+    await closed;
+  }
+});
