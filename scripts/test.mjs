@@ -7,7 +7,10 @@ import { existsSync } from "node:fs";
 const bin = (name) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
 const DENO = bin("deno");
 const BUN = bin("bun");
-const env = { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" };
+const env = { ...process.env, NO_COLOR: "1" };
+delete env.FORCE_COLOR;
+// deno-lint-ignore no-control-regex
+const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
 const args = new Set(process.argv.slice(2));
 const only = (name) => args.size === 0 || args.has(name);
 
@@ -30,7 +33,7 @@ function run(cmd, argv, { quiet = false } = {}) {
     };
     child.stdout.on("data", take);
     child.stderr.on("data", take);
-    child.on("close", (code) => resolve({ code, out, ms: Date.now() - started }));
+    child.on("close", (code) => resolve({ code, out: stripAnsi(out), ms: Date.now() - started }));
   });
 }
 
