@@ -22,7 +22,7 @@ import {
   kTeardown,
   kTouch,
 } from "./_internal.ts";
-import { encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
+import { BUILTIN_TYPES, encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 
 /** An inbound app message: a JSON object with a string `type`. */
@@ -31,6 +31,22 @@ export interface InboundMessage {
   type: string;
   /** Any other fields, as sent. */
   [key: string]: unknown;
+}
+
+/** A request id sent by a client (`{"type":..., "id": ...}`), echoed in its reply. */
+export type RequestId = string | number;
+
+/**
+ * A handler for one message type, registered with {@linkcode Hub.on}. Its return
+ * value (or resolved value) is sent back as `ack {id, result}` when the message
+ * carried an `id`; a thrown `MessageError` becomes `error {id, code, message}`.
+ */
+export type MessageHandler<M> = (connection: Connection, message: M) => unknown;
+
+/** Options for {@linkcode Hub.on}. */
+export interface OnOptions<M> {
+  /** A Standard Schema for this type only (instead of the hub's `schema`). */
+  schema?: StandardSchemaV1<unknown, M>;
 }
 
 /** Who a connection is, as decided by the server in `identify` or `authenticate`. */
@@ -302,6 +318,10 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   readonly #rooms = new Map<string, Set<Connection>>();
   readonly #inbound = new WeakMap<Connection, (string | Uint8Array)[]>();
   readonly #pendingHooks = new Set<Promise<unknown>>();
+  readonly #handlers = new Map<
+    string,
+    { fn: MessageHandler<Msg>; schema: StandardSchemaV1<unknown, unknown> | undefined }
+  >();
   readonly #owner: ConnectionOwner;
   #pendingUpgrades = 0;
   #dirty: Connection[] = [];
@@ -419,6 +439,62 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     const out = new Map<string, number>();
     for (const [room, set] of this.#rooms) out.set(room, set.size);
     return out;
+  }
+
+  // ---------------------------------------------------------------- handlers
+
+  /**
+   * Handle one client message type. Messages of this type are validated (by
+   * `options.schema`, else the hub's `schema`) and passed to `handler` instead
+   * of `onMessage`. If the message carries an `id`, the handler's result is
+   * sent back as `ack {id, result}`, and a failure as `error {id, code, message}`.
+   *
+   * @param type The message type.
+   * @param handler The handler; may be async.
+   * @param options A schema for this type.
+   * @returns The hub, for chaining.
+   * @throws {TypeError} For a built-in type (`ping`, `subscribe`, `unsubscribe`,
+   *   `authenticate`), an empty type, or a type that already has a handler.
+   * @example
+   * ```ts
+   * import { Hub, MessageError } from "@hubbub/hubbub";
+   * type In = { type: "add"; a: number; b: number };
+   * const hub = new Hub<In>();
+   * hub.on("add", (_conn, m) => {
+   *   if (m.a > 1e9) throw new MessageError("TOO_BIG", "Cannot add: a is too big");
+   *   return m.a + m.b; // the client gets {"type":"ack","data":{"id":...,"result":3}}
+   * });
+   * await hub.close();
+   * ```
+   */
+  on<T extends Msg["type"]>(
+    type: T,
+    handler: MessageHandler<Extract<Msg, { type: T }>>,
+    options: OnOptions<Extract<Msg, { type: T }>> = {},
+  ): this {
+    if (typeof type !== "string" || type === "") {
+      throw new TypeError("Cannot register handler: type must be a non-empty string");
+    }
+    if (BUILTIN_TYPES.has(type)) {
+      throw new TypeError(`Cannot register handler: "${type}" is a built-in message type`);
+    }
+    if (this.#handlers.has(type)) {
+      throw new TypeError(`Cannot register handler: "${type}" already has one`);
+    }
+    this.#handlers.set(type, {
+      fn: handler as MessageHandler<Msg>,
+      schema: options.schema as StandardSchemaV1<unknown, unknown> | undefined,
+    });
+    return this;
+  }
+
+  /**
+   * Remove the handler for a type.
+   * @param type The message type.
+   * @returns Whether there was one.
+   */
+  off(type: string): boolean {
+    return this.#handlers.delete(type);
   }
 
   // ---------------------------------------------------------------- rooms
@@ -763,41 +839,58 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       this.#error(conn, ErrorCode.INVALID_INPUT, "Message must have a string type");
       return;
     }
+    const id = message.id;
+    if (
+      id !== undefined &&
+      !(typeof id === "string" && id.length > 0 && id.length <= 128) &&
+      !(typeof id === "number" && Number.isFinite(id))
+    ) {
+      this.#error(conn, ErrorCode.INVALID_INPUT, "id must be a string (1–128 chars) or a number");
+      return;
+    }
+    const rid = id as RequestId | undefined;
     switch (type) {
       case "ping":
-        if (!this.#onlyKeys(conn, message, ALLOWED_KEYS_PING)) return;
-        this.#reply(conn, ServerEvent.PONG, { timestamp: this.#clock.now() });
+        if (!this.#onlyKeys(conn, message, ALLOWED_KEYS_PING, rid)) return;
+        this.#reply(conn, ServerEvent.PONG, { timestamp: this.#clock.now() }, rid);
         return;
       case "subscribe":
-        return this.#subscribe(conn, message);
+        return this.#subscribe(conn, message, rid);
       case "unsubscribe": {
-        const room = this.#roomOf(conn, message);
+        const room = this.#roomOf(conn, message, rid);
         if (room === undefined) return;
         this.#leave(conn, room);
-        this.#reply(conn, ServerEvent.UNSUBSCRIBED, { room });
+        this.#reply(conn, ServerEvent.UNSUBSCRIBED, { room }, rid);
         return;
       }
       case "authenticate":
-        return this.#authenticate(conn, message);
+        return this.#authenticate(conn, message, rid);
     }
-    const schema = this.#options.schema;
+    const handler = this.#handlers.get(type);
     const onMessage = this.#options.onMessage;
-    if (onMessage === undefined) {
-      this.#error(conn, ErrorCode.UNKNOWN_TYPE, `No handler for message type "${clip(type)}"`);
+    let fn: ((m: Msg) => unknown) | undefined;
+    if (handler !== undefined) fn = (m) => handler.fn(conn, m);
+    else if (onMessage !== undefined) fn = (m) => onMessage(conn, m);
+    if (fn === undefined) {
+      this.#error(conn, ErrorCode.UNKNOWN_TYPE, `No handler for message type "${clip(type)}"`, {
+        type: clip(type),
+      }, rid);
       return;
     }
+    const call = fn;
+    const schema = handler?.schema ?? this.#options.schema;
     if (schema === undefined) {
-      return this.#callHook(conn, "message", () => onMessage(conn, message as Msg));
+      return this.#callHook(conn, "message", () => call(message as Msg), rid);
     }
-    let result: StandardSchemaResult<Msg> | Promise<StandardSchemaResult<Msg>>;
+    let result: StandardSchemaResult<unknown> | Promise<StandardSchemaResult<unknown>>;
     try {
       result = schema["~standard"].validate(message);
     } catch (error) {
       this.#report(error, "message");
-      this.#error(conn, ErrorCode.INVALID_INPUT, "Message failed validation");
+      this.#error(conn, ErrorCode.INVALID_INPUT, "Message failed validation", undefined, rid);
       return;
     }
-    const next = (r: StandardSchemaResult<Msg>): Promise<void> | undefined => {
+    const next = (r: StandardSchemaResult<unknown>): Promise<void> | undefined => {
       if (r.issues !== undefined) {
         this.#error(conn, ErrorCode.INVALID_INPUT, "Message failed validation", {
           type: clip(type),
@@ -805,32 +898,38 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
             message: String(i.message),
             path: i.path?.map((p) => String(typeof p === "object" ? p.key : p)),
           })),
-        });
+        }, rid);
         return;
       }
-      return this.#callHook(conn, "message", () => onMessage(conn, r.value));
+      return this.#callHook(conn, "message", () => call(r.value as Msg), rid);
     };
     if (result instanceof Promise) {
       return result.then(next, (error) => {
         this.#report(error, "message");
-        this.#error(conn, ErrorCode.INVALID_INPUT, "Message failed validation");
+        this.#error(conn, ErrorCode.INVALID_INPUT, "Message failed validation", undefined, rid);
       });
     }
     return next(result);
   }
 
-  #subscribe(conn: Connection, message: InboundMessage): Promise<void> | undefined {
-    const room = this.#roomOf(conn, message);
+  #subscribe(conn: Connection, message: InboundMessage, id?: RequestId): Promise<void> | undefined {
+    const room = this.#roomOf(conn, message, id);
     if (room === undefined) return;
     const canJoin = this.#options.canJoin;
     const decide = (ok: boolean) => {
       if (conn.state !== "open") return;
       if (ok !== true) {
-        this.#error(conn, ErrorCode.SUBSCRIBE_REFUSED, "Cannot subscribe: room refused", { room });
+        this.#error(
+          conn,
+          ErrorCode.SUBSCRIBE_REFUSED,
+          "Cannot subscribe: room refused",
+          { room },
+          id,
+        );
         return;
       }
       this.#join(conn, room);
-      this.#reply(conn, ServerEvent.SUBSCRIBED, { room });
+      this.#reply(conn, ServerEvent.SUBSCRIBED, { room }, id);
     };
     if (canJoin === undefined) {
       decide(false);
@@ -853,7 +952,11 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     decide(result);
   }
 
-  #authenticate(conn: Connection, message: InboundMessage): Promise<void> | undefined {
+  #authenticate(
+    conn: Connection,
+    message: InboundMessage,
+    id?: RequestId,
+  ): Promise<void> | undefined {
     const hook = this.#options.authenticate;
     const done = (userId: string | null | false | undefined) => {
       if (conn.state !== "open") return;
@@ -864,10 +967,16 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
           this.#indexUser(conn, userId);
         }
       } else if (hook !== undefined || conn.userId === undefined) {
-        this.#error(conn, ErrorCode.UNAUTHENTICATED, "Cannot authenticate: not identified");
+        this.#error(
+          conn,
+          ErrorCode.UNAUTHENTICATED,
+          "Cannot authenticate: not identified",
+          undefined,
+          id,
+        );
         return;
       }
-      this.#reply(conn, ServerEvent.AUTHENTICATED, { userId: conn.userId, status: "success" });
+      this.#reply(conn, ServerEvent.AUTHENTICATED, { userId: conn.userId, status: "success" }, id);
     };
     if (hook === undefined) {
       done(conn.userId);
@@ -890,11 +999,11 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     done(result);
   }
 
-  #roomOf(conn: Connection, message: InboundMessage): string | undefined {
-    if (!this.#onlyKeys(conn, message, ALLOWED_KEYS_ROOM)) return;
+  #roomOf(conn: Connection, message: InboundMessage, id?: RequestId): string | undefined {
+    if (!this.#onlyKeys(conn, message, ALLOWED_KEYS_ROOM, id)) return;
     const room = message.room;
     if (typeof room !== "string" || room.length === 0) {
-      this.#error(conn, ErrorCode.INVALID_INPUT, "room must be a non-empty string");
+      this.#error(conn, ErrorCode.INVALID_INPUT, "room must be a non-empty string", undefined, id);
       return;
     }
     if (room.length > this.limits.maxRoomNameLength) {
@@ -902,24 +1011,39 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         conn,
         ErrorCode.INVALID_INPUT,
         `room must be at most ${this.limits.maxRoomNameLength} characters`,
+        undefined,
+        id,
       );
       return;
     }
     // deno-lint-ignore no-control-regex
     if (/[\u0000-\u001f\u007f]/.test(room)) {
-      this.#error(conn, ErrorCode.INVALID_INPUT, "room must not contain control characters");
+      this.#error(
+        conn,
+        ErrorCode.INVALID_INPUT,
+        "room must not contain control characters",
+        undefined,
+        id,
+      );
       return;
     }
     return room;
   }
 
-  #onlyKeys(conn: Connection, message: InboundMessage, allowed: ReadonlySet<string>): boolean {
+  #onlyKeys(
+    conn: Connection,
+    message: InboundMessage,
+    allowed: ReadonlySet<string>,
+    id?: RequestId,
+  ): boolean {
     for (const key of Object.keys(message)) {
       if (!allowed.has(key)) {
         this.#error(
           conn,
           ErrorCode.INVALID_INPUT,
           `Unknown field "${clip(key)}" in ${message.type} message`,
+          undefined,
+          id,
         );
         return false;
       }
@@ -930,31 +1054,55 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   #callHook(
     conn: Connection,
     source: HubErrorSource,
-    fn: () => void | Promise<void>,
+    fn: () => unknown,
+    id?: RequestId,
   ): Promise<void> | undefined {
     const fail = (error: unknown) => {
       if (error instanceof MessageError) {
-        this.#error(conn, error.code, error.message, error.details);
+        this.#error(conn, error.code, error.message, error.details, id);
       } else {
         this.#report(error, source);
-        this.#error(conn, ErrorCode.INTERNAL_ERROR, "Internal error");
+        this.#error(conn, ErrorCode.INTERNAL_ERROR, "Internal error", undefined, id);
+      }
+    };
+    const ok = (value: unknown) => {
+      if (id !== undefined && conn.state === "open") {
+        this.#reply(conn, ServerEvent.ACK, { result: value === undefined ? null : value }, id);
       }
     };
     try {
       const result = fn();
-      if (result instanceof Promise) return result.then(noop, fail);
+      if (result instanceof Promise) return result.then(ok, fail);
+      ok(result);
     } catch (error) {
       fail(error);
     }
   }
 
-  #reply(conn: Connection, type: string, data: unknown): void {
-    const frame = encodeEnvelope(type, data, this.#clock.now());
+  #reply(conn: Connection, type: string, data: Record<string, unknown>, id?: RequestId): void {
+    let frame: string;
+    try {
+      frame = encodeEnvelope(type, id === undefined ? data : { ...data, id }, this.#clock.now());
+    } catch (error) {
+      // A handler's result that cannot be serialised (a cycle, a BigInt).
+      this.#report(error, "message");
+      frame = encodeEnvelope(ServerEvent.ERROR, {
+        code: ErrorCode.INTERNAL_ERROR,
+        message: "Internal error",
+        ...(id === undefined ? {} : { id }),
+      }, this.#clock.now());
+    }
     conn[kDeliver](frame, utf8Length(frame));
   }
 
-  #error(conn: Connection, code: string, message: string, details?: Record<string, unknown>) {
-    this.#reply(conn, ServerEvent.ERROR, { ...details, code, message });
+  #error(
+    conn: Connection,
+    code: string,
+    message: string,
+    details?: Record<string, unknown>,
+    id?: RequestId,
+  ): void {
+    this.#reply(conn, ServerEvent.ERROR, { ...details, code, message }, id);
   }
 
   #report(error: unknown, source: HubErrorSource): void {

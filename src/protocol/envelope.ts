@@ -31,7 +31,9 @@ export const ServerEvent = {
   UNSUBSCRIBED: "unsubscribed",
   /** Reply to `authenticate`: `{userId, status: "success"}`. */
   AUTHENTICATED: "authenticated",
-  /** An error: `{code, message, ...}`. */
+  /** The result of a client request that carried an `id`: `{id, result}`. */
+  ACK: "ack",
+  /** An error: `{code, message, ...}` (with the request's `id` when it had one). */
   ERROR: "error",
 } as const;
 

@@ -663,3 +663,94 @@ test("With a corking transport, a burst larger than the queue goes to a socket w
   assert.equal(a.isClosed, false, "paused but under the high-water mark: still room in the socket");
   await hub.close();
 });
+
+test("Hub.on() routes one type to its handler and acks requests that carry an id", async () => {
+  type In = { type: "add"; a: number; b: number } | { type: "slow"; ms: number } | { type: "fail" };
+  const hub = new Hub<In>({ onMessage: () => assert.fail("catch-all must not see handled types") });
+  hub.on("add", (_c, m) => m.a + m.b);
+  hub.on("slow", async (_c, m) => {
+    await new Promise((r) => setTimeout(r, m.ms));
+    return { waited: m.ms };
+  });
+  hub.on("fail", () => {
+    throw new MessageError("NOPE", "Cannot fail politely");
+  });
+  const a = await connectMemory(hub as unknown as Hub);
+  await a.next();
+  a.send({ type: "add", a: 1, b: 2, id: "r1" });
+  assert.deepEqual((await a.next()).data, { result: 3, id: "r1" });
+  a.send({ type: "slow", ms: 5, id: 7 });
+  const ack = await a.next();
+  assert.equal(ack.type, "ack");
+  assert.deepEqual(ack.data, { result: { waited: 5 }, id: 7 });
+  a.send({ type: "fail", id: "r3" });
+  assert.deepEqual((await a.next()).data, {
+    code: "NOPE",
+    message: "Cannot fail politely",
+    id: "r3",
+  });
+  a.send({ type: "add", a: 1, b: 1 });
+  a.send({ type: "ping", id: "p" });
+  const pong = await a.next();
+  assert.equal(pong.type, "pong", "no ack without an id");
+  assert.equal((pong.data as { id: string }).id, "p");
+  await hub.close();
+});
+
+test("Hub.on() refuses built-in types, empty types and duplicates", async () => {
+  const hub = new Hub();
+  for (const t of ["ping", "subscribe", "unsubscribe", "authenticate", ""]) {
+    assert.throws(() => hub.on(t, () => {}), TypeError, t);
+  }
+  hub.on("x", () => {});
+  assert.throws(() => hub.on("x", () => {}), TypeError);
+  assert.equal(hub.off("x"), true);
+  hub.on("x", () => {});
+  await hub.close();
+});
+
+test("Hub echoes request ids in built-in replies and errors, and refuses bad ids", async () => {
+  const hub = userHub();
+  const a = await connectMemory(hub);
+  await a.next();
+  a.send({ type: "subscribe", room: "r", id: "s1" });
+  assert.deepEqual((await a.next()).data, { room: "r", id: "s1" });
+  a.send({ type: "subscribe", room: "secret", id: "s2" });
+  assert.deepEqual((await a.next()).data, {
+    room: "secret",
+    code: "SUBSCRIBE_REFUSED",
+    message: "Cannot subscribe: room refused",
+    id: "s2",
+  });
+  a.send({ type: "nobody-handles-this", id: 9 });
+  const unknown = (await a.next()).data as { code: string; id: number };
+  assert.equal(unknown.code, "UNKNOWN_TYPE");
+  assert.equal(unknown.id, 9);
+  for (const id of [{}, [], "", "x".repeat(129), null, true]) {
+    a.send({ type: "ping", id });
+    assert.equal(
+      ((await a.next()).data as { code: string }).code,
+      "INVALID_INPUT",
+      JSON.stringify(id),
+    );
+  }
+  await hub.close();
+});
+
+test("Hub.on() validates with its own schema and replies INVALID_INPUT with the request id", async () => {
+  const hub = new Hub();
+  hub.on("say", (_c, m) => m.text, {
+    schema: schemaOf((v) =>
+      typeof (v as { text?: unknown }).text === "string" ? undefined : "text must be a string"
+    ),
+  });
+  const a = await connectMemory(hub);
+  await a.next();
+  a.send({ type: "say", text: 1, id: "q" });
+  const err = (await a.next()).data as { code: string; id: string };
+  assert.equal(err.code, "INVALID_INPUT");
+  assert.equal(err.id, "q");
+  a.send({ type: "say", text: "ok", id: "q2" });
+  assert.deepEqual((await a.next()).data, { result: "ok", id: "q2" });
+  await hub.close();
+});

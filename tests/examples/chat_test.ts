@@ -259,35 +259,75 @@ test("The chat demo's hub.close() closes every client with connection.closed and
   }
 });
 
-test("examples/chat/main.ts serves on $PORT and exits cleanly on SIGTERM after closing clients", async () => {
-  const { spawn } = await import("node:child_process");
-  const main = new URL("../../examples/chat/main.ts", import.meta.url).pathname;
-  const args = isDeno ? ["run", "-A", main] : [main];
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "inherit"],
+/** A child process running one of this repo's scripts on the current runtime. */
+interface Child {
+  stdout: ReadableStream<Uint8Array>;
+  kill(signal: "SIGTERM" | "SIGKILL"): void;
+  /** The exit code, or `null` when killed by a signal. */
+  status: Promise<number | null>;
+}
+
+function runScript(path: string, env: Record<string, string>): Child {
+  // deno-lint-ignore no-explicit-any
+  const g = globalThis as any;
+  if (isDeno) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", path],
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    return {
+      stdout: child.stdout,
+      kill: (signal) => child.kill(signal),
+      status: child.status.then((s) => s.signal === null ? s.code : null),
+    };
+  }
+  const child = g.Bun.spawn({
+    cmd: [process.execPath, path],
+    env: { ...process.env, ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "inherit",
   });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-  const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
+  return {
+    stdout: child.stdout,
+    kill: (signal) => child.kill(signal),
+    status: child.exited.then((code: number) => child.signalCode ? null : code),
+  };
+}
+
+test("examples/chat/main.ts serves on $PORT and exits 0 on SIGTERM after closing its clients", async () => {
+  const main = new URL("../../examples/chat/main.ts", import.meta.url).pathname;
+  const child = runScript(main, { PORT: "0", HOST: "127.0.0.1", NO_COLOR: "1" });
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
+  async function readUntil(pattern: RegExp): Promise<RegExpExecArray> {
+    while (true) {
+      const m = pattern.exec(out);
+      if (m) return m;
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`Cannot find ${pattern} in the output: ${out}`);
+      out += value;
+    }
+  }
+  let status: number | null | undefined;
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      child.stdout!.on("data", (chunk: Uint8Array) => {
-        out += new TextDecoder().decode(chunk);
-        const m = /on (http:\/\/\S+)\//.exec(out);
-        if (m) resolve(m[1]);
-      });
-      child.once("exit", () => reject(new Error(`exited early: ${out}`)));
-    });
-    const page = await fetch(url.replace("localhost", "127.0.0.1") + "/");
-    assert.match(await page.text(), /hubbub chat/);
-    const ada = await connect(url.replace(/^http:\/\/localhost/, "127.0.0.1"), "ada");
+    const [, port] = await readUntil(/hubbub chat demo on http:\/\/localhost:(\d+)\//);
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    assert.match(await page.text(), /<title>hubbub chat<\/title>/);
+    const ada = await connect(`127.0.0.1:${port}`, "ada");
     child.kill("SIGTERM");
     assert.equal((await ada.closed).code, 1001);
-    assert.equal(await exited, 0);
-    assert.match(out, /shutting down/);
+    await readUntil(/shutting down/);
+    status = await child.status;
+    assert.equal(status, 0);
   } finally {
-    if (child.exitCode === null) child.kill("SIGKILL");
-    await closed;
+    if (status === undefined) {
+      child.kill("SIGKILL");
+      await child.status;
+    }
+    await reader.cancel();
   }
 });
