@@ -22,6 +22,8 @@ import {
 } from "./_internal.ts";
 
 const OPEN = 0;
+/** Largest batched frame, in UTF-16 code units (about 64 KiB of ASCII). */
+const MAX_BATCH_CHARS = 64 * 1024;
 const CLOSING = 1;
 const CLOSED = 2;
 
@@ -44,8 +46,8 @@ export interface ConnectionOwner {
   join(conn: Connection, room: string): void;
   /** Remove the connection from a room's index. */
   leave(conn: Connection, room: string): void;
-  /** Schedule a once-per-tick flush of the connection's queue. */
-  markDirty(conn: Connection): void;
+  /** Schedule a flush of the connection's queue: this tick (corked), or next turn (batched). */
+  markDirty(conn: Connection, nextTurn: boolean): void;
   /** The connection closed: drop it from every index and run the disconnect hook. */
   closed(conn: Connection, code: number, reason: string): void;
   /** The connection overflowed its queue (for counters). */
@@ -76,6 +78,8 @@ export interface ConnectionInit {
   highWaterMark: number;
   /** Resume writing when the socket is under this many bytes. */
   lowWaterMark: number;
+  /** Batched framing was negotiated: coalesce queued text frames with "\n". */
+  batch?: boolean;
 }
 
 /**
@@ -110,6 +114,8 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   readonly #hwm: number;
   readonly #lwm: number;
   #dirty = false;
+  readonly #coalesce: boolean;
+  readonly #batch: boolean;
   #waiting = false;
   #abort: AbortController | undefined;
   #flushFn: (() => void) | undefined;
@@ -133,6 +139,8 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     this.#hwm = init.highWaterMark;
     this.#lwm = init.lowWaterMark;
     this.#lastSeen = init.owner.now();
+    this.#batch = init.batch === true;
+    this.#coalesce = this.#batch || init.transport.cork !== undefined;
   }
 
   /** The user id, set by `identify` or by the `authenticate` hook; `undefined` when anonymous. */
@@ -261,7 +269,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   [kDeliver](frame: Frame, size: number): boolean {
     if (this.#state !== OPEN) return false;
     const queue = this.#queue;
-    if (this.#transport.cork !== undefined) {
+    if (this.#coalesce) {
       if (!queue.push(frame, size)) {
         // A burst within one tick: hand what is queued to the socket now, then retry.
         if (this.#waiting) return this.#overflow();
@@ -270,7 +278,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       }
       if (!this.#dirty && !this.#waiting) {
         this.#dirty = true;
-        this.#owner.markDirty(this);
+        this.#owner.markDirty(this, this.#batch);
       }
       return true;
     }
@@ -362,6 +370,17 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     const queue = this.#queue;
     let frame: Frame | undefined;
     while ((frame = queue.shift()) !== undefined) {
+      if (this.#batch && typeof frame === "string") {
+        // Batched framing: consecutive text frames go out as one, newline-separated.
+        let next = queue.peek();
+        let bytes = frame.length;
+        while (typeof next === "string" && bytes + next.length < MAX_BATCH_CHARS) {
+          frame += "\n" + next;
+          bytes += next.length + 1;
+          queue.shift();
+          next = queue.peek();
+        }
+      }
       const status = transport.send(frame);
       if (status > 0) continue;
       if (status === 0) {

@@ -22,7 +22,13 @@ import {
   kTeardown,
   kTouch,
 } from "./_internal.ts";
-import { BUILTIN_TYPES, encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
+import {
+  BATCH_PROTOCOL,
+  BUILTIN_TYPES,
+  encodeEnvelope,
+  ServerEvent,
+  utf8Length,
+} from "../protocol/envelope.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 
 /** An inbound app message: a JSON object with a string `type`. */
@@ -192,6 +198,13 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
    */
   maxRoomNameLength?: number;
   /**
+   * Accept batched framing (`hubbub.batch.v1`) when a client offers it: several
+   * messages per frame, fewer frames, much higher fan-out on Deno. Clients that
+   * do not offer it always get one message per frame.
+   * @default {true}
+   */
+  batchFraming?: boolean;
+  /**
    * Time source and timers.
    * @default {systemClock}
    */
@@ -326,8 +339,11 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   #pendingUpgrades = 0;
   #dirty: Connection[] = [];
   #flushScheduled = false;
+  #dirtyNextTurn: Connection[] = [];
+  #nextTurnTimer: ReturnType<typeof setTimeout> | undefined;
   #timer: unknown;
   #closed = false;
+  readonly #batchFraming: boolean;
 
   /**
    * Create a hub. It accepts connections through an adapter's handler.
@@ -359,11 +375,12 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       throw new RangeError("Cannot create hub: lowWaterMark must not exceed highWaterMark");
     }
     this.limits = Object.freeze(limits);
+    this.#batchFraming = options.batchFraming ?? true;
     this.#originOk = compileOriginCheck(options.origins ?? [], options.allowNoOrigin ?? true);
     this.#owner = {
       join: (conn, room) => this.#join(conn, room),
       leave: (conn, room) => this.#leave(conn, room),
-      markDirty: (conn) => this.#markDirty(conn),
+      markDirty: (conn, nextTurn) => this.#markDirty(conn, nextTurn),
       closed: (conn, code, reason) => this.#removed(conn, code, reason),
       slow: noop,
       now: () => this.#clock.now(),
@@ -624,13 +641,26 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     return out;
   }
 
-  #markDirty(conn: Connection): void {
+  #markDirty(conn: Connection, nextTurn: boolean): void {
+    if (nextTurn) {
+      // Batched framing: wait one macrotask so frames from several events share a frame.
+      this.#dirtyNextTurn.push(conn);
+      this.#nextTurnTimer ??= setTimeout(this.#flushNextTurn, 0);
+      return;
+    }
     this.#dirty.push(conn);
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       queueMicrotask(this.#flushAll);
     }
   }
+
+  readonly #flushNextTurn = (): void => {
+    this.#nextTurnTimer = undefined;
+    const dirty = this.#dirtyNextTurn;
+    this.#dirtyNextTurn = [];
+    for (let i = 0; i < dirty.length; i++) dirty[i][kFlushTick]();
+  };
 
   readonly #flushAll = (): void => {
     this.#flushScheduled = false;
@@ -691,7 +721,11 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     }
     const url = request.url;
     const params = options.params ?? {};
-    const protocol = "";
+    const offered = request.headers.get("sec-websocket-protocol");
+    const protocol = this.#batchFraming && offered !== null &&
+        offered.split(",").some((p) => p.trim() === BATCH_PROTOCOL)
+      ? BATCH_PROTOCOL
+      : "";
     return {
       ok: true,
       protocol,
@@ -727,6 +761,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       maxQueueBytes: this.limits.maxQueueBytes,
       highWaterMark: this.limits.highWaterMark,
       lowWaterMark: this.limits.lowWaterMark,
+      batch: init.request.protocol === BATCH_PROTOCOL,
     });
     this.#clients.set(conn.id, conn);
     if (conn.userId !== undefined) this.#indexUser(conn, conn.userId);
@@ -1227,6 +1262,9 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     const { code = CloseCode.GOING_AWAY, reason = "server shutting down" } = options;
     for (const conn of [...this.#clients.values()]) conn.close(code, reason);
     this.#stopTimer();
+    clearTimeout(this.#nextTurnTimer);
+    this.#nextTurnTimer = undefined;
+    this.#dirtyNextTurn = [];
     while (this.#pendingHooks.size > 0) await Promise.allSettled([...this.#pendingHooks]);
   }
 

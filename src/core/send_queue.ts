@@ -104,6 +104,15 @@ export class SendQueue implements AsyncIterable<Frame> {
   }
 
   /**
+   * Look at the oldest frame without taking it.
+   *
+   * @returns The frame, or `undefined` when empty.
+   */
+  peek(): Frame | undefined {
+    return this.#head < this.#frames.length ? this.#frames[this.#head] : undefined;
+  }
+
+  /**
    * Take the oldest frame.
    *
    * @returns The frame, or `undefined` when empty.

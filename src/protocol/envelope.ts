@@ -37,6 +37,13 @@ export const ServerEvent = {
   ERROR: "error",
 } as const;
 
+/**
+ * The subprotocol for batched framing: when a client offers it and the server
+ * selects it, one text frame may carry several envelopes separated by `"\n"`
+ * (JSON text never contains a raw newline). Without it: one message per frame.
+ */
+export const BATCH_PROTOCOL = "hubbub.batch.v1";
+
 /** Client → server message types handled by hubbub itself. */
 export const BUILTIN_TYPES: ReadonlySet<string> = new Set([
   "ping",

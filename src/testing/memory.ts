@@ -246,9 +246,17 @@ export class MemoryClient {
     return t;
   }
 
+  /** The negotiated subprotocol (`"hubbub.batch.v1"` means several messages per frame). */
+  protocol = "";
+  /** Text frames received (a batched frame counts once). */
+  textFrames = 0;
+
   #read(frame: Frame): void {
-    if (typeof frame === "string") this.messages.push(JSON.parse(frame));
-    else this.binary.push(frame);
+    if (typeof frame === "string") {
+      this.textFrames++;
+      const parts = this.protocol === "hubbub.batch.v1" ? frame.split("\n") : [frame];
+      for (const part of parts) this.messages.push(JSON.parse(part));
+    } else this.binary.push(frame);
     this.#wake();
   }
 
@@ -301,6 +309,7 @@ export async function connectMemory(
     throw new UpgradeRefusedError(decision.response.status);
   }
   const client = new MemoryClient(options.autoPong ?? true);
+  client.protocol = decision.protocol;
   const transport = client.transport({
     cork: options.cork ?? false,
     ping: options.ping ?? true,

@@ -367,3 +367,46 @@ export function transportContract(
     await server.close();
   });
 }
+
+/** Batched framing over a real socket: negotiated by subprotocol, several envelopes per frame. */
+export function batchContract(name: string, start: StartServer, options: TestOptions = {}): void {
+  test(
+    `${name}: negotiates hubbub.batch.v1 and packs a burst into few frames, in order`,
+    async () => {
+      const server = await start(baseOptions({}));
+      const { default: WebSocket } = await import("ws");
+      const ws = new WebSocket(server.url, ["hubbub.batch.v1"]);
+      const messages: Msg[] = [];
+      let frames = 0;
+      const opened = new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+      });
+      const closed = new Promise<void>((resolve) => ws.once("close", () => resolve()));
+      ws.on("message", (data: Uint8Array) => {
+        frames++;
+        for (const part of new TextDecoder().decode(data).split("\n")) {
+          messages.push(JSON.parse(part));
+        }
+      });
+      try {
+        await opened;
+        assert.equal(ws.protocol, "hubbub.batch.v1");
+        await until(() => messages.length === 1, 5000, "connection.established");
+        const before = frames;
+        for (let i = 0; i < 200; i++) server.hub.emit("n", i);
+        await until(() => messages.length === 201, 5000, "the burst");
+        assert.deepEqual(
+          messages.slice(1).map((m) => m.data),
+          Array.from({ length: 200 }, (_, i) => i),
+        );
+        assert.ok(frames - before < 20, `200 messages in ${frames - before} frames`);
+      } finally {
+        ws.close();
+        await closed;
+        await server.close();
+      }
+    },
+    { timeout: 30_000, ...options },
+  );
+}

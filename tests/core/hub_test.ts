@@ -754,3 +754,34 @@ test("Hub.on() validates with its own schema and replies INVALID_INPUT with the 
   assert.deepEqual((await a.next()).data, { result: "ok", id: "q2" });
   await hub.close();
 });
+
+test("Batched framing: a client offering hubbub.batch.v1 gets many messages per frame, in order", async () => {
+  const hub = new Hub();
+  const batched = await connectMemory(hub, {
+    headers: { "sec-websocket-protocol": "x, hubbub.batch.v1" },
+  });
+  const plain = await connectMemory(hub);
+  assert.equal(batched.protocol, "hubbub.batch.v1");
+  assert.equal(plain.protocol, "");
+  await batched.next();
+  await plain.next();
+  const framesBefore = batched.textFrames;
+  for (let i = 0; i < 100; i++) hub.emit("n", { i, text: "line\nbreak" });
+  await new Promise((r) => setTimeout(r, 5));
+  const got = batched.messages.filter((m) => m.type === "n").map((m) =>
+    (m.data as { i: number }).i
+  );
+  assert.deepEqual(got, Array.from({ length: 100 }, (_, i) => i));
+  assert.equal((batched.messages.at(-1)!.data as { text: string }).text, "line\nbreak");
+  assert.equal(batched.textFrames - framesBefore, 1, "one frame for the whole burst");
+  assert.equal(plain.messages.filter((m) => m.type === "n").length, 100);
+  assert.equal(plain.textFrames, 101, "one message per frame without the subprotocol");
+  await hub.close();
+});
+
+test("Batched framing is refused when the hub disables it", async () => {
+  const hub = new Hub({ batchFraming: false });
+  const c = await connectMemory(hub, { headers: { "sec-websocket-protocol": "hubbub.batch.v1" } });
+  assert.equal(c.protocol, "");
+  await hub.close();
+});
