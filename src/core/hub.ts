@@ -6,6 +6,7 @@
  */
 
 import type { StandardSchemaResult, StandardSchemaV1 } from "./standard_schema.ts";
+import type { Backplane, BackplaneEnvelope, BackplaneHealth, BackplaneStats } from "./backplane.ts";
 import { CloseCode } from "./close_codes.ts";
 import { Connection, type ConnectionOwner } from "./connection.ts";
 import { MessageError } from "./errors.ts";
@@ -38,6 +39,9 @@ export interface InboundMessage {
   /** Any other fields, as sent. */
   [key: string]: unknown;
 }
+
+/** Why a connection left a room. */
+export type LeaveCause = "unsubscribe" | "server" | "disconnect";
 
 /** A request id sent by a client (`{"type":..., "id": ...}`), echoed in its reply. */
 export type RequestId = string | number;
@@ -89,6 +93,9 @@ export type HubErrorSource =
   | "disconnect"
   | "authenticate"
   | "canJoin"
+  | "join"
+  | "leave"
+  | "backplane"
   | "emit";
 
 /** Options for {@linkcode Hub}. Every limit has a safe default. */
@@ -197,6 +204,21 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
    * @default {128}
    */
   maxRoomNameLength?: number;
+  /**
+   * Make many hubs act as one: emits are published to the backplane's channels
+   * and messages from other hubs are delivered to local connections. See
+   * `./redis` and `./broadcast-channel`, or `MemoryBus` for one process.
+   */
+  backplane?: Backplane;
+  /**
+   * Prefix for backplane channel names (to share one bus between apps).
+   * @default {"hubbub:"}
+   */
+  channelPrefix?: string;
+  /** A connection joined a room (membership changed; not called for repeat joins). */
+  onJoin?: (connection: Connection, room: string) => void;
+  /** A connection left a room: by `unsubscribe`, server `leave()`, or because it disconnected. */
+  onLeave?: (connection: Connection, room: string, cause: LeaveCause) => void;
   /**
    * Accept batched framing (`hubbub.batch.v1`) when a client offers it: several
    * messages per frame, fewer frames, much higher fan-out on Deno. Clients that
@@ -344,6 +366,21 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   #timer: unknown;
   #closed = false;
   readonly #batchFraming: boolean;
+  readonly #backplane: Backplane | undefined;
+  readonly #prefix: string;
+  readonly #nodeId: string = crypto.randomUUID();
+  #bpHealth: BackplaneHealth = { ok: true };
+  readonly #bpCounts = {
+    published: 0,
+    publishFailed: 0,
+    received: 0,
+    duplicates: 0,
+    malformed: 0,
+  };
+  readonly #bpChannels = new Set<string>();
+  #seen = new Set<string>();
+  #seenOld = new Set<string>();
+  #ready: Promise<void> = Promise.resolve();
 
   /**
    * Create a hub. It accepts connections through an adapter's handler.
@@ -376,6 +413,9 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     }
     this.limits = Object.freeze(limits);
     this.#batchFraming = options.batchFraming ?? true;
+    this.#backplane = options.backplane;
+    this.#prefix = options.channelPrefix ?? "hubbub:";
+    if (this.#backplane !== undefined) this.#startBackplane(this.#backplane);
     this.#originOk = compileOriginCheck(options.origins ?? [], options.allowNoOrigin ?? true);
     this.#owner = {
       join: (conn, room) => this.#join(conn, room),
@@ -564,6 +604,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    */
   emit(type: string, data: unknown, target?: Target): number {
     const frame = encodeEnvelope(type, data, this.#clock.now());
+    if (this.#backplane !== undefined) this.#publish(frame, target);
     return this.#fanout(frame, utf8Length(frame), target);
   }
 
@@ -576,6 +617,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    */
   broadcastRaw(frame: Frame, target?: Target): number {
     const size = typeof frame === "string" ? utf8Length(frame) : frame.byteLength;
+    if (this.#backplane !== undefined) this.#publish(frame, target);
     return this.#fanout(frame, size, target);
   }
 
@@ -585,12 +627,17 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    * @param clientId The client id.
    * @param type The event type.
    * @param data The payload.
-   * @returns `false` when there is no such connection or it did not accept the frame.
+   * @returns `false` when there is no such local connection or it did not accept the frame
+   *   (with a backplane, a client on another replica still gets it).
    */
   sendTo(clientId: string, type: string, data: unknown): boolean {
     const conn = this.#clients.get(clientId);
-    if (conn === undefined) return false;
     const frame = encodeEnvelope(type, data, this.#clock.now());
+    if (conn === undefined) {
+      // Maybe on another replica.
+      if (this.#backplane !== undefined) this.#publish(frame, { clients: clientId });
+      return false;
+    }
     return conn[kDeliver](frame, utf8Length(frame));
   }
 
@@ -764,6 +811,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       batch: init.request.protocol === BATCH_PROTOCOL,
     });
     this.#clients.set(conn.id, conn);
+    this.#interest(this.#prefix + "client:" + conn.id, true);
     if (conn.userId !== undefined) this.#indexUser(conn, conn.userId);
     this.#startTimer();
     conn.send(
@@ -894,7 +942,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       case "unsubscribe": {
         const room = this.#roomOf(conn, message, rid);
         if (room === undefined) return;
-        this.#leave(conn, room);
+        this.#leave(conn, room, "unsubscribe");
         this.#reply(conn, ServerEvent.UNSUBSCRIBED, { room }, rid);
         return;
       }
@@ -1164,22 +1212,51 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     if (rooms.has(room)) return;
     rooms.add(room);
     let set = this.#rooms.get(room);
-    if (set === undefined) this.#rooms.set(room, set = new Set());
+    if (set === undefined) {
+      this.#rooms.set(room, set = new Set());
+      this.#interest(this.#prefix + "room:" + room, true);
+    }
     set.add(conn);
+    this.#roomHook(this.#options.onJoin, conn, room, undefined);
   }
 
-  #leave(conn: Connection, room: string): void {
+  #leave(conn: Connection, room: string, cause: LeaveCause = "server"): void {
     const rooms = conn[kRooms];
     if (!rooms.delete(room)) return;
+    this.#unindexRoom(conn, room);
+    this.#roomHook(this.#options.onLeave, conn, room, cause);
+  }
+
+  #unindexRoom(conn: Connection, room: string): void {
     const set = this.#rooms.get(room);
     if (set === undefined) return;
     set.delete(conn);
-    if (set.size === 0) this.#rooms.delete(room);
+    if (set.size === 0) {
+      this.#rooms.delete(room);
+      this.#interest(this.#prefix + "room:" + room, false);
+    }
+  }
+
+  #roomHook(
+    hook: ((c: Connection, room: string, cause: LeaveCause) => void) | undefined,
+    conn: Connection,
+    room: string,
+    cause: LeaveCause | undefined,
+  ): void {
+    if (hook === undefined) return;
+    try {
+      hook(conn, room, cause as LeaveCause);
+    } catch (error) {
+      this.#report(error, cause === undefined ? "join" : "leave");
+    }
   }
 
   #indexUser(conn: Connection, userId: string): void {
     let set = this.#users.get(userId);
-    if (set === undefined) this.#users.set(userId, set = new Set());
+    if (set === undefined) {
+      this.#users.set(userId, set = new Set());
+      this.#interest(this.#prefix + "user:" + userId, true);
+    }
     set.add(conn);
   }
 
@@ -1187,20 +1264,23 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     const set = this.#users.get(userId);
     if (set === undefined) return;
     set.delete(conn);
-    if (set.size === 0) this.#users.delete(userId);
+    if (set.size === 0) {
+      this.#users.delete(userId);
+      this.#interest(this.#prefix + "user:" + userId, false);
+    }
   }
 
   #removed(conn: Connection, code: number, reason: string): void {
     if (this.#clients.get(conn.id) !== conn) return;
     this.#clients.delete(conn.id);
     if (conn.userId !== undefined) this.#unindexUser(conn, conn.userId);
-    for (const room of conn[kRooms]) {
-      const set = this.#rooms.get(room);
-      if (set === undefined) continue;
-      set.delete(conn);
-      if (set.size === 0) this.#rooms.delete(room);
-    }
+    this.#interest(this.#prefix + "client:" + conn.id, false);
+    const rooms = [...conn[kRooms]];
     conn[kRooms].clear();
+    for (const room of rooms) {
+      this.#unindexRoom(conn, room);
+      this.#roomHook(this.#options.onLeave, conn, room, "disconnect");
+    }
     this.#inbound.delete(conn);
     if (this.#clients.size === 0) this.#stopTimer();
     const onDisconnect = this.#options.onDisconnect;
@@ -1242,6 +1322,137 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     }
   }
 
+  // ---------------------------------------------------------------- backplane
+
+  /**
+   * Resolves once the backplane is started and subscribed to broadcasts
+   * (immediately without one). Emits before then still reach local connections.
+   */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** The backplane's health: `{ ok: true }` without a backplane. */
+  get backplaneHealth(): BackplaneHealth {
+    return this.#bpHealth;
+  }
+
+  /**
+   * Backplane counters (all zero without a backplane).
+   * @returns A snapshot.
+   */
+  backplaneStats(): BackplaneStats {
+    return {
+      nodeId: this.#nodeId,
+      health: this.#bpHealth,
+      ...this.#bpCounts,
+      channels: this.#bpChannels.size,
+    };
+  }
+
+  #startBackplane(bp: Backplane): void {
+    this.#ready = bp.start(
+      (channel, payload) => this.#fromBus(channel, payload),
+      (health) => {
+        this.#bpHealth = health;
+      },
+    ).then(() => this.#interest(this.#prefix + "all", true)).catch((error) => {
+      this.#bpHealth = { ok: false, error: String((error as Error)?.message ?? error) };
+      this.#report(error, "backplane");
+    });
+  }
+
+  /** Subscribe to (or drop) a channel on the backplane, if there is one. */
+  #interest(channel: string, on: boolean): void {
+    const bp = this.#backplane;
+    if (bp === undefined) return;
+    if (on) {
+      if (this.#bpChannels.has(channel)) return;
+      this.#bpChannels.add(channel);
+      bp.subscribe(channel).catch((error) => this.#report(error, "backplane"));
+    } else if (this.#bpChannels.delete(channel)) {
+      bp.unsubscribe(channel).catch((error) => this.#report(error, "backplane"));
+    }
+  }
+
+  #publish(frame: Frame, target: Target | undefined): void {
+    const bp = this.#backplane!;
+    const t: BackplaneEnvelope["t"] = {};
+    const channels: string[] = [];
+    const list = (v: string | Iterable<string> | undefined) =>
+      v === undefined ? undefined : typeof v === "string" ? [v] : [...v];
+    const rooms = list(target?.rooms);
+    const users = list(target?.users);
+    const clients = list(target?.clients);
+    if (rooms === undefined && users === undefined && clients === undefined) {
+      t.a = 1;
+      channels.push(this.#prefix + "all");
+    }
+    if (rooms !== undefined) {
+      t.r = rooms;
+      for (const r of rooms) channels.push(this.#prefix + "room:" + r);
+    }
+    if (users !== undefined) {
+      t.u = users;
+      for (const u of users) channels.push(this.#prefix + "user:" + u);
+    }
+    if (clients !== undefined) {
+      t.c = clients;
+      for (const c of clients) channels.push(this.#prefix + "client:" + c);
+    }
+    if (target?.except !== undefined) {
+      const e = target.except;
+      t.x = typeof e === "string"
+        ? [e]
+        : e instanceof Connection
+        ? [e.id]
+        : [...e].map((x) => typeof x === "string" ? x : x.id);
+    }
+    if (channels.length === 0) return;
+    const envelope: BackplaneEnvelope = typeof frame === "string"
+      ? { v: 1, o: this.#nodeId, i: crypto.randomUUID(), t, f: frame }
+      : { v: 1, o: this.#nodeId, i: crypto.randomUUID(), t, f: toBase64(frame), b: 1 };
+    const payload = JSON.stringify(envelope);
+    for (const channel of channels) {
+      this.#bpCounts.published++;
+      bp.publish(channel, payload).catch(() => {
+        this.#bpCounts.publishFailed++;
+      });
+    }
+  }
+
+  #fromBus(_channel: string, payload: string): void {
+    let env: BackplaneEnvelope;
+    try {
+      env = JSON.parse(payload);
+    } catch {
+      this.#bpCounts.malformed++;
+      return;
+    }
+    if (!isEnvelope(env)) {
+      this.#bpCounts.malformed++;
+      return;
+    }
+    if (env.o === this.#nodeId) return;
+    if (this.#seen.has(env.i) || this.#seenOld.has(env.i)) {
+      this.#bpCounts.duplicates++;
+      return;
+    }
+    // Two generations of ids: bounded memory, and a copy arriving soon after is still caught.
+    this.#seen.add(env.i);
+    if (this.#seen.size >= 10_000) {
+      this.#seenOld = this.#seen;
+      this.#seen = new Set();
+    }
+    this.#bpCounts.received++;
+    const t = env.t;
+    const target: Target = t.a === 1 ? {} : { rooms: t.r, users: t.u, clients: t.c };
+    if (t.x !== undefined) target.except = t.x;
+    const frame = env.b === 1 ? fromBase64(env.f) : env.f;
+    const size = typeof frame === "string" ? utf8Length(frame) : frame.byteLength;
+    this.#fanout(frame, size, target);
+  }
+
   // ---------------------------------------------------------------- lifecycle
 
   /** Whether `close()` was called. */
@@ -1265,6 +1476,10 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     clearTimeout(this.#nextTurnTimer);
     this.#nextTurnTimer = undefined;
     this.#dirtyNextTurn = [];
+    if (this.#backplane !== undefined) {
+      await this.#ready.catch(() => {});
+      await this.#backplane.close().catch((error) => this.#report(error, "backplane"));
+    }
     while (this.#pendingHooks.size > 0) await Promise.allSettled([...this.#pendingHooks]);
   }
 
@@ -1282,6 +1497,38 @@ function refuse(status: number, body: string, headers?: Record<string, string>):
       headers: { "content-type": "text/plain; charset=utf-8", ...headers },
     }),
   };
+}
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === "string");
+}
+
+function isEnvelope(e: unknown): e is BackplaneEnvelope {
+  if (typeof e !== "object" || e === null) return false;
+  const env = e as Record<string, unknown>;
+  if (env.v !== 1 || typeof env.o !== "string" || typeof env.i !== "string") return false;
+  if (typeof env.f !== "string" || (env.b !== undefined && env.b !== 1)) return false;
+  const t = env.t as Record<string, unknown> | null;
+  if (typeof t !== "object" || t === null) return false;
+  for (const k of ["r", "u", "c", "x"]) {
+    if (t[k] !== undefined && !isStringArray(t[k])) return false;
+  }
+  return t.a === 1 || t.r !== undefined || t.u !== undefined || t.c !== undefined;
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+function fromBase64(s: string): Uint8Array {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
 }
 
 function clip(s: string): string {

@@ -1,0 +1,273 @@
+/**
+ * The hubbub chat demo: rooms, messages, whispers and presence on one hub.
+ *
+ * - `GET /` serves a single self-contained page; `/ws` is the hub.
+ * - Identity: a `?user=NAME` query parameter. **DEMO ONLY**: anyone can claim
+ *   any name. A real app verifies a session cookie or a signed token in `identify`.
+ * - Rooms: a client joins with the built-in `subscribe`; the guard allows names
+ *   matching `^[a-z0-9-]{1,32}$`.
+ * - `{"type":"message","room":R,"text":T}` reaches every member of R, and only
+ *   from a member of R (else `error` `NOT_IN_ROOM`).
+ * - `{"type":"whisper","to":U,"text":T}` reaches every connection of U and of the
+ *   sender (so all the sender's tabs show the conversation); `error`
+ *   `USER_OFFLINE` when U has no connection.
+ * - Presence: room members get `presence` `{room, user, action, users}` when a
+ *   user's first connection joins the room and when their last one in it closes.
+ *   (The hub has no hook for a client's `unsubscribe` yet: such a leave is
+ *   announced when that connection closes.)
+ *
+ * The only runtime-specific part is picking the adapter.
+ *
+ * @example
+ * ```ts ignore
+ * import { createChatApp } from "./app.ts";
+ * const app = createChatApp();
+ * Deno.serve((req) => app.fetch(req) as Promise<Response>);
+ * ```
+ *
+ * @module
+ */
+
+import {
+  type Connection,
+  Hub,
+  type HubOptions,
+  type InboundMessage,
+  MessageError,
+  type StandardSchemaIssue,
+  type StandardSchemaResult,
+  type StandardSchemaV1,
+} from "../../mod.ts";
+import { createDenoHandler } from "../../src/adapters/deno.ts";
+import {
+  type BunServerLike,
+  type BunWebSocketHandler,
+  createBunHandler,
+} from "../../src/adapters/bun.ts";
+import { CHAT_PAGE } from "./page.ts";
+
+/** Room names the guard allows. */
+export const ROOM_NAME: RegExp = /^[a-z0-9-]{1,32}$/;
+/** User names `identify` accepts (DEMO ONLY identity, see the module docs). */
+export const USER_NAME: RegExp = /^[\p{L}\p{N}_.-]{1,32}$/u;
+/** Longest chat or whisper text, in UTF-16 code units. */
+export const MAX_TEXT = 2000;
+
+/** A chat message to a room the sender has joined. */
+export interface SayMessage extends InboundMessage {
+  /** Always `"message"`. */
+  type: "message";
+  /** The room. */
+  room: string;
+  /** 1 to {@linkcode MAX_TEXT} characters. */
+  text: string;
+}
+
+/** A private message to every connection of one user. */
+export interface WhisperMessage extends InboundMessage {
+  /** Always `"whisper"`. */
+  type: "whisper";
+  /** The recipient's user id. */
+  to: string;
+  /** 1 to {@linkcode MAX_TEXT} characters. */
+  text: string;
+}
+
+/** What clients may send besides the hub's built-ins. */
+export type ChatMessage = SayMessage | WhisperMessage;
+
+/** `presence` event data. */
+export interface Presence {
+  /** The room. */
+  room: string;
+  /** Who joined or left. */
+  user: string;
+  /** What they did. */
+  action: "join" | "leave";
+  /** Everyone in the room now, sorted. */
+  users: string[];
+}
+
+/**
+ * Options for {@linkcode createChatApp}: any hub option except the ones the
+ * chat itself defines.
+ */
+export type ChatAppOptions = Omit<
+  HubOptions<ChatMessage>,
+  "identify" | "authenticate" | "canJoin" | "schema" | "onMessage" | "onDisconnect"
+>;
+
+/** What {@linkcode createChatApp} returns. */
+export interface ChatApp {
+  /** The hub (close it on shutdown). */
+  hub: Hub<ChatMessage>;
+  /**
+   * The request handler: the page at `/`, the hub at `/ws`, 404 elsewhere.
+   * On Bun pass the server (`fetch(req, server)`); the result is then
+   * `undefined` once a socket is upgraded, as Bun expects. On Deno it is
+   * always a response.
+   */
+  fetch(request: Request, server?: BunServerLike): Promise<Response | undefined>;
+  /** On Bun: pass as `websocket` to `Bun.serve`. `undefined` on Deno. */
+  websocket: BunWebSocketHandler | undefined;
+}
+
+const PAGE_HEADERS = {
+  "content-type": "text/html; charset=utf-8",
+  "content-security-policy": "default-src 'none'; script-src 'unsafe-inline'; " +
+    "style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+};
+
+/**
+ * Build the chat demo: a hub with the chat's hooks, and a request handler.
+ *
+ * @param options Extra hub options (limits, origins, `onError`...).
+ * @returns The hub, the handler, and Bun's `websocket` handlers when on Bun.
+ * @throws {TypeError} When running on neither Deno nor Bun.
+ */
+export function createChatApp(options: ChatAppOptions = {}): ChatApp {
+  // The rooms each connection joined, so its leaves can be announced after it is gone.
+  const joined = new WeakMap<Connection, Set<string>>();
+
+  const hub: Hub<ChatMessage> = new Hub<ChatMessage>({
+    ...options,
+    // DEMO ONLY: the user names themselves in the URL and nobody checks it.
+    // Never do this in production: verify a session cookie or a signed token here.
+    identify(request) {
+      const user = new URL(request.url).searchParams.get("user")?.trim();
+      return user && USER_NAME.test(user) ? { userId: user } : null; // null → 401
+    },
+    canJoin(connection, room) {
+      if (!ROOM_NAME.test(room)) return false;
+      // The hub has no join hook yet: the join happens right after this guard
+      // returns true, so announce it once the current task's work is done.
+      if (!connection.rooms.has(room)) queueMicrotask(() => announceJoin(connection, room));
+      return true;
+    },
+    schema: chatSchema,
+    onMessage(connection, message) {
+      const user = connection.userId!; // identify refuses anonymous connections
+      if (message.type === "message") {
+        const { room, text } = message;
+        if (!connection.rooms.has(room)) {
+          throw new MessageError("NOT_IN_ROOM", "Cannot send to room: you have not joined it", {
+            room,
+          });
+        }
+        hub.emit("message", { room, user, text }, { rooms: room });
+      } else {
+        const { to, text } = message;
+        if (hub.userConnections(to).length === 0) {
+          throw new MessageError("USER_OFFLINE", "Cannot whisper: user is not online", { to });
+        }
+        hub.emit("whisper", { from: user, to, text }, { users: [to, user] });
+      }
+    },
+    onDisconnect(connection) {
+      const rooms = joined.get(connection);
+      if (rooms === undefined || connection.userId === undefined) return;
+      joined.delete(connection);
+      for (const room of rooms) announceLeave(connection.userId, room);
+    },
+  });
+
+  function usersIn(room: string): string[] {
+    const users = new Set<string>();
+    for (const c of hub.roomMembers(room)) if (c.userId !== undefined) users.add(c.userId);
+    return [...users].sort();
+  }
+
+  function announceJoin(connection: Connection, room: string): void {
+    const user = connection.userId;
+    if (user === undefined || connection.state !== "open" || !connection.rooms.has(room)) return;
+    let rooms = joined.get(connection);
+    if (rooms === undefined) joined.set(connection, rooms = new Set());
+    rooms.add(room);
+    const presence: Presence = { room, user, action: "join", users: usersIn(room) };
+    const otherTab = hub.roomMembers(room).some((c) => c !== connection && c.userId === user);
+    // A second tab of someone already present: only that tab needs the member list.
+    if (otherTab) hub.sendTo(connection.id, "presence", presence);
+    else hub.emit("presence", presence, { rooms: room });
+  }
+
+  function announceLeave(user: string, room: string): void {
+    const users = usersIn(room);
+    if (users.length === 0 || users.includes(user)) return; // empty room, or still there in another tab
+    const presence: Presence = { room, user, action: "leave", users };
+    hub.emit("presence", presence, { rooms: room });
+  }
+
+  const isBun = (globalThis as { Bun?: unknown }).Bun !== undefined;
+  const isDeno = (globalThis as { Deno?: unknown }).Deno !== undefined;
+  let websocket: BunWebSocketHandler | undefined;
+  let upgrade: (request: Request, server?: BunServerLike) => Promise<Response | undefined>;
+  if (isBun) {
+    const bun = createBunHandler(hub);
+    websocket = bun.websocket;
+    upgrade = (request, server) => {
+      if (server === undefined) {
+        throw new TypeError("Cannot upgrade on Bun: pass the server, as in fetch(req, server)");
+      }
+      return bun.upgrade(request, server);
+    };
+  } else if (isDeno) {
+    upgrade = createDenoHandler(hub);
+  } else {
+    throw new TypeError("Cannot create chat app: run it on Deno or Bun");
+  }
+
+  return {
+    hub,
+    websocket,
+    fetch(request, server) {
+      const { pathname } = new URL(request.url);
+      if (pathname === "/ws") return upgrade(request, server);
+      if (pathname === "/" && (request.method === "GET" || request.method === "HEAD")) {
+        return Promise.resolve(new Response(CHAT_PAGE, { headers: PAGE_HEADERS }));
+      }
+      return Promise.resolve(new Response("Not found", { status: 404 }));
+    },
+  };
+}
+
+/** The chat's inbound messages as a Standard Schema, written by hand (no library needed). */
+export const chatSchema: StandardSchemaV1<unknown, ChatMessage> = {
+  "~standard": { version: 1, vendor: "hubbub-chat", validate: validateChatMessage },
+};
+
+const FIELDS: Record<string, readonly string[]> = {
+  message: ["type", "room", "text"],
+  whisper: ["type", "to", "text"],
+};
+
+function validateChatMessage(value: unknown): StandardSchemaResult<ChatMessage> {
+  // The hub only passes JSON objects with a string `type` here.
+  const message = value as Record<string, unknown>;
+  const fields = Object.hasOwn(FIELDS, message.type as string)
+    ? FIELDS[message.type as string]
+    : undefined;
+  if (fields === undefined) {
+    return { issues: [{ message: 'type must be "message" or "whisper"', path: ["type"] }] };
+  }
+  const issues: StandardSchemaIssue[] = [];
+  for (const key of Object.keys(message)) {
+    if (!fields.includes(key)) issues.push({ message: "unknown field", path: [key] });
+  }
+  for (const key of ["room", "to"]) {
+    if (!fields.includes(key)) continue;
+    const v = message[key];
+    if (typeof v !== "string" || v.length < 1 || v.length > 128) {
+      issues.push({ message: `${key} must be a string of 1 to 128 characters`, path: [key] });
+    }
+  }
+  const text = message.text;
+  if (typeof text !== "string" || text.length < 1 || text.length > MAX_TEXT) {
+    issues.push({
+      message: `text must be a string of 1 to ${MAX_TEXT} characters`,
+      path: ["text"],
+    });
+  }
+  return issues.length > 0 ? { issues } : { value: message as ChatMessage };
+}

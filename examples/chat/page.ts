@@ -1,0 +1,283 @@
+/**
+ * The chat demo's single page: plain HTML, CSS and JS, no build step, no CDN.
+ *
+ * Every piece of text that comes from the server is put on the page with
+ * `textContent`, never as HTML.
+ *
+ * @module
+ */
+
+/** The page served at `/`. */
+export const CHAT_PAGE: string = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>hubbub chat</title>
+<link rel="icon" href="data:,">
+<style>
+  :root { --fg: #1d2330; --muted: #6b7385; --line: #dde1e8; --accent: #3b5bdb; --bad: #c92a2a;
+          --bg: #f7f8fa; --panel: #fff; font: 15px/1.45 system-ui, sans-serif; color: var(--fg); }
+  * { box-sizing: border-box; }
+  body { margin: 0; background: var(--bg); }
+  header { padding: .6rem 1rem; background: var(--panel); border-bottom: 1px solid var(--line);
+           display: flex; flex-wrap: wrap; gap: .6rem 1.2rem; align-items: center; }
+  h1 { font-size: 1.1rem; margin: 0; }
+  .demo { flex-basis: 100%; margin: 0; padding: .4rem .6rem; border-radius: 4px;
+          background: #fff4e6; color: #8a4b00; font-size: .85rem; }
+  form { display: flex; gap: .4rem; margin: 0; }
+  input, button { font: inherit; padding: .3rem .55rem; border: 1px solid var(--line); border-radius: 4px; }
+  input { background: #fff; min-width: 0; }
+  button { background: var(--accent); color: #fff; border-color: var(--accent); cursor: pointer; }
+  button.plain { background: none; color: var(--muted); border: none; padding: 0 .3rem; }
+  button:disabled { opacity: .5; cursor: default; }
+  #status { color: var(--muted); font-size: .9rem; }
+  main { display: grid; grid-template-columns: 14rem 1fr; height: calc(100vh - 6.2rem); }
+  aside { border-right: 1px solid var(--line); padding: .8rem; overflow-y: auto; background: var(--panel); }
+  aside h2 { font-size: .75rem; text-transform: uppercase; letter-spacing: .05em; color: var(--muted);
+             margin: 1rem 0 .4rem; }
+  aside h2:first-child { margin-top: 0; }
+  ul { list-style: none; margin: 0; padding: 0; }
+  #views li { display: flex; align-items: center; border-radius: 4px; }
+  #views li.current { background: #e7ecff; }
+  #views li > span { flex: 1; padding: .25rem .4rem; cursor: pointer; overflow: hidden; text-overflow: ellipsis; }
+  .badge { background: var(--accent); color: #fff; border-radius: 999px; padding: 0 .4rem; font-size: .75rem; }
+  #members li { padding: .1rem .4rem; color: var(--muted); }
+  section { display: flex; flex-direction: column; min-height: 0; }
+  #log { flex: 1; overflow-y: auto; margin: 0; padding: .8rem 1rem; }
+  #log li { padding: .15rem 0; overflow-wrap: anywhere; white-space: pre-wrap; }
+  #log time { color: var(--muted); font-size: .8rem; margin-right: .5rem; }
+  #log .who { font-weight: 600; margin-right: .4rem; }
+  #log .info { color: var(--muted); font-style: italic; }
+  #log .err { color: var(--bad); }
+  #compose { padding: .6rem 1rem; border-top: 1px solid var(--line); background: var(--panel); }
+  #compose #text { flex: 1; }
+  #to { width: 9rem; }
+  [hidden] { display: none !important; }
+</style>
+</head>
+<body>
+<header>
+  <h1>hubbub chat</h1>
+  <form id="login">
+    <input id="name" placeholder="your name" required maxlength="32" pattern="[\\p{L}\\p{N}_.\\-]{1,32}"
+           title="1 to 32 letters, digits, _ . or -" autocomplete="off">
+    <button id="connect">Connect</button>
+  </form>
+  <span id="status">not connected</span>
+  <p class="demo"><strong>DEMO ONLY:</strong> your name is taken from the WebSocket URL
+    (<code>/ws?user=NAME</code>) and nobody checks it, so anyone can claim any name.
+    Never identify users like this in production: verify a session cookie or a token in the hub's
+    <code>identify</code> hook.</p>
+</header>
+<main>
+  <aside>
+    <h2>Rooms</h2>
+    <form id="join">
+      <input id="room" placeholder="room-name" required maxlength="32" pattern="[a-z0-9\\-]{1,32}"
+             title="1 to 32 of a-z, 0-9 and -" autocomplete="off" disabled>
+      <button disabled>Join</button>
+    </form>
+    <ul id="views"></ul>
+    <h2 id="members-title">Members</h2>
+    <ul id="members"></ul>
+  </aside>
+  <section>
+    <ul id="log" aria-live="polite"></ul>
+    <form id="compose">
+      <input id="to" placeholder="whisper to" maxlength="32" autocomplete="off" hidden>
+      <input id="text" placeholder="message" required maxlength="2000" autocomplete="off" disabled>
+      <button disabled>Send</button>
+    </form>
+  </section>
+</main>
+<script>
+"use strict";
+const $ = (id) => document.getElementById(id);
+const WHISPERS = "@whispers";
+const MAX_LINES = 500;
+/** name → { lines, users, unread }; WHISPERS holds whispers and errors. */
+const views = new Map();
+let ws = null;
+let me = null;
+let current = WHISPERS;
+let wanted = new Set(); // rooms to rejoin after a reconnect
+
+function view(name) {
+  let v = views.get(name);
+  if (!v) views.set(name, v = { lines: [], users: [], unread: 0 });
+  return v;
+}
+view(WHISPERS);
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+
+function addLine(name, line) {
+  const v = view(name);
+  v.lines.push(line);
+  if (v.lines.length > MAX_LINES) v.lines.shift();
+  if (name === current) {
+    $("log").append(renderLine(line));
+    $("log").lastChild.scrollIntoView({ block: "end" });
+  } else {
+    v.unread++;
+    renderViews();
+  }
+}
+
+function renderLine({ time, who, text, cls }) {
+  const li = el("li", undefined, cls);
+  li.append(el("time", new Date(time).toLocaleTimeString()));
+  if (who) li.append(el("span", who, "who"));
+  li.append(el("span", text));
+  return li;
+}
+
+function renderViews() {
+  const ul = $("views");
+  ul.replaceChildren();
+  for (const [name, v] of views) {
+    const li = el("li", undefined, name === current ? "current" : "");
+    const label = el("span", name === WHISPERS ? "whispers & notices" : "#" + name);
+    label.onclick = () => select(name);
+    li.append(label);
+    if (v.unread > 0) li.append(el("span", String(v.unread), "badge"));
+    if (name !== WHISPERS) {
+      const leave = el("button", "×", "plain");
+      leave.title = "leave " + name;
+      leave.onclick = () => {
+        wanted.delete(name);
+        send({ type: "unsubscribe", room: name });
+      };
+      li.append(leave);
+    }
+    ul.append(li);
+  }
+}
+
+function renderMembers() {
+  const inRoom = current !== WHISPERS;
+  $("members-title").hidden = $("members").hidden = !inRoom;
+  $("members").replaceChildren(...(inRoom ? view(current).users.map((u) => el("li", u)) : []));
+}
+
+function select(name) {
+  current = name;
+  const v = view(name);
+  v.unread = 0;
+  $("log").replaceChildren(...v.lines.map(renderLine));
+  $("log").lastChild?.scrollIntoView({ block: "end" });
+  $("to").hidden = name !== WHISPERS;
+  $("to").required = name === WHISPERS;
+  $("text").placeholder = name === WHISPERS ? "whisper" : "message #" + name;
+  renderViews();
+  renderMembers();
+}
+
+function setConnected(on) {
+  for (const e of document.querySelectorAll("#join *, #compose *")) e.disabled = !on;
+  $("name").disabled = on;
+  $("connect").textContent = on ? "Disconnect" : "Connect";
+}
+
+function send(msg) {
+  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+}
+
+function connect(name) {
+  const url = new URL("/ws", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("user", name); // DEMO ONLY: a real app proves identity with a cookie or token
+  const socket = ws = new WebSocket(url);
+  let established = false;
+  $("status").textContent = "connecting…";
+  $("connect").disabled = true;
+  socket.onmessage = (e) => {
+    const msg = JSON.parse(e.data);
+    if (msg.type === "connection.established") established = true;
+    handle(msg);
+  };
+  socket.onclose = (e) => {
+    if (ws !== socket) return;
+    ws = null;
+    me = null;
+    setConnected(false);
+    $("connect").disabled = false;
+    $("status").textContent = established
+      ? "disconnected (" + e.code + (e.reason ? ": " + e.reason : "") + ")"
+      : "could not connect: check the name (1 to 32 letters, digits, _ . -)";
+  };
+}
+
+function handle({ type, data, timestamp }) {
+  switch (type) {
+    case "connection.established":
+      me = data.userId;
+      setConnected(true);
+      $("connect").disabled = false;
+      $("status").textContent = "connected as " + me;
+      for (const room of wanted) send({ type: "subscribe", room });
+      break;
+    case "subscribed":
+      wanted.add(data.room);
+      view(data.room);
+      select(data.room);
+      break;
+    case "unsubscribed":
+      views.delete(data.room);
+      if (current === data.room) select(WHISPERS);
+      else renderViews();
+      break;
+    case "message":
+      addLine(data.room, { time: timestamp, who: data.user, text: data.text });
+      break;
+    case "whisper":
+      addLine(WHISPERS, { time: timestamp, who: data.from + " → " + data.to, text: data.text });
+      break;
+    case "presence": {
+      if (!views.has(data.room)) break;
+      view(data.room).users = data.users;
+      const verb = data.action === "join" ? " joined" : " left";
+      addLine(data.room, { time: timestamp, text: data.user + verb, cls: "info" });
+      if (data.room === current) renderMembers();
+      break;
+    }
+    case "error":
+      addLine(WHISPERS, { time: timestamp, text: data.code + ": " + data.message, cls: "err" });
+      break;
+    case "connection.closed":
+      $("status").textContent = "closed by server: " + data.reason;
+      break;
+  }
+}
+
+$("login").onsubmit = (e) => {
+  e.preventDefault();
+  if (ws) ws.close(1000, "bye");
+  else connect($("name").value.trim());
+};
+$("join").onsubmit = (e) => {
+  e.preventDefault();
+  send({ type: "subscribe", room: $("room").value });
+  $("room").value = "";
+};
+$("compose").onsubmit = (e) => {
+  e.preventDefault();
+  const text = $("text").value;
+  if (current === WHISPERS) send({ type: "whisper", to: $("to").value.trim(), text });
+  else send({ type: "message", room: current, text });
+  $("text").value = "";
+};
+const fromQuery = new URLSearchParams(location.search).get("user");
+if (fromQuery) $("name").value = fromQuery;
+setConnected(false);
+select(WHISPERS);
+</script>
+</body>
+</html>
+`;
