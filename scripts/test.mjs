@@ -72,6 +72,7 @@ if (only("gates")) {
     "scripts/core_compat.json",
     "scripts/fixtures/uses_runtime.ts",
   ], true);
+  await gate("README examples type-check", DENO, ["check", "--doc-only", "README.md"]);
   await gate("deno doc --lint (JSDoc on every export)", DENO, [
     "doc",
     "--lint",
