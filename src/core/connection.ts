@@ -11,6 +11,7 @@ import type { Transport } from "./transport.ts";
 import { encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
 import {
   kDeliver,
+  kDrainClose,
   kFlush,
   kFlushTick,
   kLastSeen,
@@ -119,6 +120,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   #waiting = false;
   #abort: AbortController | undefined;
   #flushFn: (() => void) | undefined;
+  #writer: Promise<void> | undefined;
   #lastSeen: number;
 
   /**
@@ -256,6 +258,31 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     this.#state = CLOSING;
     if (code === CloseCode.SLOW_CLIENT) this.#queue.clear();
     else this.#sendQueued();
+    this.#finish(code, reason);
+  }
+
+  /**
+   * @internal Close after letting queued frames drain for up to `drainMs`:
+   * no new frames are accepted meanwhile. Resolves once closed.
+   */
+  async [kDrainClose](code: number, reason: string, drainMs: number): Promise<void> {
+    if (this.#state !== OPEN) return;
+    this.#state = CLOSING;
+    if (!this.#waiting) this.#sendQueued();
+    if (this.#queue.length > 0 && !this.#waiting) this.#startWriter();
+    const writer = this.#writer;
+    if (this.#waiting && writer !== undefined) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        writer,
+        new Promise<void>((resolve) => timer = setTimeout(resolve, drainMs)),
+      ]);
+      clearTimeout(timer);
+    }
+    if (this.#state === CLOSING) this.#finish(code, reason);
+  }
+
+  #finish(code: number, reason: string): void {
     try {
       this.#transport.send(encodeEnvelope(ServerEvent.CLOSED, { code, reason }, this.#owner.now()));
     } catch { /* the socket may already be gone */ }
@@ -392,18 +419,18 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   }
 
   #startWriter(): void {
-    if (this.#waiting || this.#state !== OPEN) return;
+    if (this.#waiting || this.#state === CLOSED) return;
     this.#waiting = true;
     const abort = this.#abort = new AbortController();
-    this.#write(abort.signal);
+    this.#writer = this.#write(abort.signal);
   }
 
   /** The one writer: waits for the socket to drain, then sends what is queued. */
   async #write(signal: AbortSignal): Promise<void> {
     try {
-      while (this.#state === OPEN) {
+      while (this.#state !== CLOSED) {
         await this.#transport.writable(this.#lwm, signal);
-        if (this.#state !== OPEN) return;
+        if (this.#state === CLOSED) return;
         this.#sendQueued();
         if (this.#queue.length === 0) return;
       }
@@ -413,6 +440,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       // Synchronously with the last step, so no frame can slip between "empty" and "idle".
       this.#waiting = false;
       this.#abort = undefined;
+      this.#writer = undefined;
     }
   }
 }

@@ -13,8 +13,10 @@ import { MessageError } from "./errors.ts";
 import type { Frame } from "./send_queue.ts";
 import type { SocketEvents, Transport } from "./transport.ts";
 import { compileOriginCheck, type OriginCheck } from "./_origin.ts";
+import { RateLimiter, type RateLimitSettings, Verdict } from "./_rate_limit.ts";
 import {
   kDeliver,
+  kDrainClose,
   kFlushTick,
   kLastSeen,
   kPing,
@@ -75,6 +77,40 @@ export interface Clock {
   setInterval(fn: () => void, ms: number): unknown;
   /** Like the global `clearInterval`. */
   clearInterval(handle: unknown): void;
+  /** Like the global `setTimeout`. */
+  setTimeout(fn: () => void, ms: number): unknown;
+  /** Like the global `clearTimeout`. */
+  clearTimeout(handle: unknown): void;
+}
+
+/** Inbound rate limit per connection (token buckets). */
+export interface RateLimitOptions {
+  /**
+   * Sustained frames per second.
+   * @default {100}
+   */
+  messagesPerSecond?: number;
+  /**
+   * Frames allowed in a burst.
+   * @default {200}
+   */
+  burst?: number;
+  /**
+   * Sustained inbound bytes per second.
+   * @default {1048576}
+   */
+  bytesPerSecond?: number;
+  /**
+   * Bytes allowed in a burst.
+   * @default {max(2 MiB, 2 × maxMessageBytes)}
+   */
+  byteBurst?: number;
+  /**
+   * Frames a client may have dropped for going over the limit (the allowance
+   * refills over 10 s) before it is closed with `CloseCode.RATE_LIMITED`.
+   * @default {200}
+   */
+  closeAfterDropped?: number;
 }
 
 /** The real clock. */
@@ -82,6 +118,8 @@ export const systemClock: Clock = {
   now: () => Date.now(),
   setInterval: (fn, ms) => setInterval(fn, ms),
   clearInterval: (handle) => clearInterval(handle as number),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as number),
 };
 
 /** Where an error reported through `onError` came from. */
@@ -205,6 +243,44 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
    */
   maxRoomNameLength?: number;
   /**
+   * Inbound rate limit per connection: over it, frames are dropped with a
+   * `RATE_LIMITED` error (at most one a second); a client that keeps flooding
+   * is closed with 4002. `false` turns it off.
+   * @default {{ messagesPerSecond: 100, burst: 200, bytesPerSecond: 1 MiB }}
+   */
+  rateLimit?: RateLimitOptions | false;
+  /**
+   * Most rooms one connection may `subscribe` to (server `join()` is not limited).
+   * @default {100}
+   */
+  maxRoomsPerConnection?: number;
+  /**
+   * Most open connections per user; more get 429 at upgrade.
+   * @default {100}
+   */
+  maxConnectionsPerUser?: number;
+  /**
+   * Largest `metadata` (as JSON) that `identify` may return; larger is an error (500).
+   * @default {16384}
+   */
+  maxMetadataBytes?: number;
+  /**
+   * Most upgrades waiting on `identify` at once; more get 503.
+   * @default {1000}
+   */
+  maxPendingUpgrades?: number;
+  /**
+   * Most inbound frames held per connection while an async handler runs; more
+   * are dropped as rate-limited.
+   * @default {256}
+   */
+  maxPendingMessages?: number;
+  /**
+   * Connections without a user id must `authenticate` within this many ms, or
+   * are closed with `CloseCode.UNAUTHENTICATED` (4001). Off when unset.
+   */
+  authTimeoutMs?: number;
+  /**
    * Make many hubs act as one: emits are published to the backplane's channels
    * and messages from other hubs are delivered to local connections. See
    * `./redis` and `./broadcast-channel`, or `MemoryBus` for one process.
@@ -253,6 +329,16 @@ export interface HubLimits {
   readonly idleTimeoutMs: number;
   /** See {@linkcode HubOptions.maxRoomNameLength}. */
   readonly maxRoomNameLength: number;
+  /** See {@linkcode HubOptions.maxRoomsPerConnection}. */
+  readonly maxRoomsPerConnection: number;
+  /** See {@linkcode HubOptions.maxConnectionsPerUser}. */
+  readonly maxConnectionsPerUser: number;
+  /** See {@linkcode HubOptions.maxMetadataBytes}. */
+  readonly maxMetadataBytes: number;
+  /** See {@linkcode HubOptions.maxPendingUpgrades}. */
+  readonly maxPendingUpgrades: number;
+  /** See {@linkcode HubOptions.maxPendingMessages}. */
+  readonly maxPendingMessages: number;
 }
 
 /**
@@ -315,6 +401,13 @@ export interface HubCloseOptions {
    * @default {"server shutting down"}
    */
   reason?: string;
+  /**
+   * Let each connection's queued frames drain for up to this many ms before
+   * closing it (new emits are not accepted meanwhile). 0 closes at once,
+   * dropping what is still queued.
+   * @default {0}
+   */
+  drainMs?: number;
 }
 
 const noop = () => {};
@@ -366,6 +459,9 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   #timer: unknown;
   #closed = false;
   readonly #batchFraming: boolean;
+  readonly #rateLimit: RateLimitSettings | undefined;
+  readonly #limiters = new WeakMap<Connection, RateLimiter>();
+  readonly #authTimers = new WeakMap<Connection, unknown>();
   readonly #backplane: Backplane | undefined;
   readonly #prefix: string;
   readonly #nodeId: string = crypto.randomUUID();
@@ -402,6 +498,11 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       pingIntervalMs: options.pingIntervalMs ?? 30_000,
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
       maxRoomNameLength: options.maxRoomNameLength ?? 128,
+      maxRoomsPerConnection: options.maxRoomsPerConnection ?? 100,
+      maxConnectionsPerUser: options.maxConnectionsPerUser ?? 100,
+      maxMetadataBytes: options.maxMetadataBytes ?? 16 * 1024,
+      maxPendingUpgrades: options.maxPendingUpgrades ?? 1000,
+      maxPendingMessages: options.maxPendingMessages ?? 256,
     };
     for (const [key, value] of Object.entries(limits)) {
       if (!(typeof value === "number" && value > 0)) {
@@ -413,6 +514,24 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     }
     this.limits = Object.freeze(limits);
     this.#batchFraming = options.batchFraming ?? true;
+    const rl = options.rateLimit;
+    if (rl !== false) {
+      this.#rateLimit = {
+        messagesPerSecond: rl?.messagesPerSecond ?? 100,
+        messageBurst: rl?.burst ?? 200,
+        bytesPerSecond: rl?.bytesPerSecond ?? 1024 * 1024,
+        byteBurst: rl?.byteBurst ?? Math.max(2 * 1024 * 1024, 2 * limits.maxMessageBytes),
+        closeAfterDropped: rl?.closeAfterDropped ?? 200,
+      };
+      for (const [key, value] of Object.entries(this.#rateLimit)) {
+        if (!(typeof value === "number" && value > 0)) {
+          throw new RangeError(`Cannot create hub: rateLimit.${key} must be a positive number`);
+        }
+      }
+    }
+    if (options.authTimeoutMs !== undefined && !(options.authTimeoutMs > 0)) {
+      throw new RangeError("Cannot create hub: authTimeoutMs must be a positive number");
+    }
     this.#backplane = options.backplane;
     this.#prefix = options.channelPrefix ?? "hubbub:";
     if (this.#backplane !== undefined) this.#startBackplane(this.#backplane);
@@ -737,6 +856,9 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     if (this.#closed || this.#clients.size + this.#pendingUpgrades >= this.limits.maxConnections) {
       return refuse(503, "Too many connections", { "retry-after": "5" });
     }
+    if (this.#pendingUpgrades >= this.limits.maxPendingUpgrades) {
+      return refuse(503, "Too many pending connections", { "retry-after": "1" });
+    }
     this.#pendingUpgrades++;
     let released = false;
     const release = () => {
@@ -761,6 +883,34 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     if (identity === null || identity === false) {
       release();
       return refuse(401, "Unauthorized");
+    }
+    if (identity?.metadata !== undefined) {
+      let size: number;
+      try {
+        size = utf8Length(JSON.stringify(identity.metadata) ?? "");
+      } catch (error) {
+        release();
+        this.#report(error, "identify");
+        return refuse(500, "Internal error");
+      }
+      if (size > this.limits.maxMetadataBytes) {
+        release();
+        this.#report(
+          new RangeError(
+            `Cannot accept connection: metadata is ${size} bytes, over maxMetadataBytes`,
+          ),
+          "identify",
+        );
+        return refuse(500, "Internal error");
+      }
+    }
+    const userId = identity ? identity.userId : undefined;
+    if (
+      userId !== undefined &&
+      (this.#users.get(userId)?.size ?? 0) >= this.limits.maxConnectionsPerUser
+    ) {
+      release();
+      return refuse(429, "Too many connections for this user", { "retry-after": "5" });
     }
     if (this.#closed) {
       release();
@@ -814,6 +964,18 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     this.#interest(this.#prefix + "client:" + conn.id, true);
     if (conn.userId !== undefined) this.#indexUser(conn, conn.userId);
     this.#startTimer();
+    const authTimeout = this.#options.authTimeoutMs;
+    if (authTimeout !== undefined && conn.userId === undefined) {
+      this.#authTimers.set(
+        conn,
+        this.#clock.setTimeout(() => {
+          this.#authTimers.delete(conn);
+          if (conn.userId === undefined) {
+            conn.close(CloseCode.UNAUTHENTICATED, "authentication timeout");
+          }
+        }, authTimeout),
+      );
+    }
     conn.send(
       ServerEvent.ESTABLISHED,
       conn.userId === undefined ? { clientId: conn.id } : {
@@ -869,8 +1031,25 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big");
       return;
     }
+    const rl = this.#rateLimit;
+    if (rl !== undefined) {
+      let limiter = this.#limiters.get(conn);
+      if (limiter === undefined) {
+        this.#limiters.set(conn, limiter = new RateLimiter(rl, this.#clock.now()));
+      }
+      const bytes = typeof data === "string" ? data.length : data.byteLength;
+      const verdict = limiter.check(bytes, this.#clock.now());
+      if (verdict !== Verdict.Accept) return this.#limited(conn, verdict);
+    }
     const backlog = this.#inbound.get(conn);
     if (backlog !== undefined) {
+      if (backlog.length >= this.limits.maxPendingMessages) {
+        const limiter = this.#limiters.get(conn);
+        return this.#limited(
+          conn,
+          limiter ? limiter.strike(this.#clock.now()) : Verdict.DropAndWarn,
+        );
+      }
       backlog.push(data);
       return;
     }
@@ -878,6 +1057,14 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     if (pending !== undefined) {
       this.#inbound.set(conn, []);
       this.#track(pending.then(() => this.#drainInbound(conn)));
+    }
+  }
+
+  #limited(conn: Connection, verdict: Verdict): void {
+    if (verdict === Verdict.Close) {
+      conn.close(CloseCode.RATE_LIMITED, "rate limited");
+    } else if (verdict === Verdict.DropAndWarn) {
+      this.#error(conn, ErrorCode.RATE_LIMITED, "Too many messages: slow down");
     }
   }
 
@@ -1011,6 +1198,15 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         );
         return;
       }
+      if (
+        !conn[kRooms].has(room) && conn[kRooms].size >= this.limits.maxRoomsPerConnection
+      ) {
+        this.#error(conn, ErrorCode.LIMIT_EXCEEDED, "Cannot subscribe: too many rooms", {
+          room,
+          limit: this.limits.maxRoomsPerConnection,
+        }, id);
+        return;
+      }
       this.#join(conn, room);
       this.#reply(conn, ServerEvent.SUBSCRIBED, { room }, id);
     };
@@ -1048,6 +1244,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
           if (conn.userId !== undefined) this.#unindexUser(conn, conn.userId);
           conn[kSetUser](userId);
           this.#indexUser(conn, userId);
+          this.#clearAuthTimer(conn);
         }
       } else if (hook !== undefined || conn.userId === undefined) {
         this.#error(
@@ -1282,6 +1479,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       this.#roomHook(this.#options.onLeave, conn, room, "disconnect");
     }
     this.#inbound.delete(conn);
+    this.#clearAuthTimer(conn);
     if (this.#clients.size === 0) this.#stopTimer();
     const onDisconnect = this.#options.onDisconnect;
     if (onDisconnect === undefined) return;
@@ -1291,6 +1489,13 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         (error) => this.#report(error, "disconnect"),
       ),
     );
+  }
+
+  #clearAuthTimer(conn: Connection): void {
+    const timer = this.#authTimers.get(conn);
+    if (timer === undefined) return;
+    this.#authTimers.delete(conn);
+    this.#clock.clearTimeout(timer);
   }
 
   // ---------------------------------------------------------------- keepalive
@@ -1470,8 +1675,13 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    */
   async close(options: HubCloseOptions = {}): Promise<void> {
     this.#closed = true;
-    const { code = CloseCode.GOING_AWAY, reason = "server shutting down" } = options;
-    for (const conn of [...this.#clients.values()]) conn.close(code, reason);
+    const { code = CloseCode.GOING_AWAY, reason = "server shutting down", drainMs = 0 } = options;
+    const conns = [...this.#clients.values()];
+    if (drainMs > 0) {
+      await Promise.all(conns.map((conn) => conn[kDrainClose](code, reason, drainMs)));
+    } else {
+      for (const conn of conns) conn.close(code, reason);
+    }
     this.#stopTimer();
     clearTimeout(this.#nextTurnTimer);
     this.#nextTurnTimer = undefined;

@@ -20,6 +20,8 @@ export const ErrorCode = {
   UNAUTHENTICATED: "UNAUTHENTICATED",
   /** The client sent too much, too fast. */
   RATE_LIMITED: "RATE_LIMITED",
+  /** A limit was reached (e.g. rooms per connection, connections per user). */
+  LIMIT_EXCEEDED: "LIMIT_EXCEEDED",
   /** The app's handler refused the message (see `message` for why). */
   REFUSED: "REFUSED",
   /** The app's handler failed; details stay on the server. */

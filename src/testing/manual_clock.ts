@@ -21,7 +21,7 @@ import type { Clock } from "../core/hub.ts";
  */
 export class ManualClock implements Clock {
   #now: number;
-  #timers = new Map<number, { fn: () => void; every: number; due: number }>();
+  #timers = new Map<number, { fn: () => void; every: number; due: number; once: boolean }>();
   #nextId = 1;
 
   /**
@@ -41,8 +41,20 @@ export class ManualClock implements Clock {
   /** Register an interval. */
   setInterval(fn: () => void, ms: number): unknown {
     const id = this.#nextId++;
-    this.#timers.set(id, { fn, every: ms, due: this.#now + ms });
+    this.#timers.set(id, { fn, every: ms, due: this.#now + ms, once: false });
     return id;
+  }
+
+  /** Register a one-shot timer. */
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = this.#nextId++;
+    this.#timers.set(id, { fn, every: ms, due: this.#now + ms, once: true });
+    return id;
+  }
+
+  /** Cancel a one-shot timer. */
+  clearTimeout(handle: unknown): void {
+    this.#timers.delete(handle as number);
   }
 
   /** Cancel an interval. */
@@ -50,13 +62,13 @@ export class ManualClock implements Clock {
     this.#timers.delete(handle as number);
   }
 
-  /** Active intervals. */
+  /** Active timers (intervals and pending one-shots). */
   get timerCount(): number {
     return this.#timers.size;
   }
 
   /**
-   * Move time forward, running every interval that falls due, in order.
+   * Move time forward, running every timer that falls due, in order.
    * @param ms How far.
    */
   advance(ms: number): void {
@@ -69,7 +81,8 @@ export class ManualClock implements Clock {
       if (next === undefined) break;
       const timer = this.#timers.get(next.id)!;
       this.#now = timer.due;
-      timer.due += timer.every;
+      if (timer.once) this.#timers.delete(next.id);
+      else timer.due += timer.every;
       timer.fn();
     }
     this.#now = end;

@@ -15,6 +15,11 @@ export interface BusFixture {
   up?(): Promise<void>;
   /** Publish a raw payload on a channel, bypassing any hub (for malformed-input tests). */
   inject?(channel: string, payload: string): Promise<void>;
+  /**
+   * The bus sends a payload published to several channels once (so the hub never
+   * sees the duplicate copies it would otherwise skip).
+   */
+  coalesces?: boolean;
   /** Release the bus. */
   close(): Promise<void>;
 }
@@ -113,7 +118,9 @@ export function backplaneContract(
     assert.equal(count(cat.c, "room"), 0);
     assert.equal(count(bob.c, "user"), 0);
     for (const x of [ada1, ada2, bob, cat]) assert.equal(count(x.c, "union"), 1);
-    assert.ok(b.backplaneStats().duplicates >= 1, "the second copy of the union was skipped");
+    if (!bus.coalesces) {
+      assert.ok(b.backplaneStats().duplicates >= 1, "the second copy of the union was skipped");
+    }
     await Promise.all([a.close(), b.close()]);
   });
 

@@ -1,0 +1,58 @@
+/**
+ * The hubbub client: typed messages, request/response, rooms, and automatic
+ * reconnection, for browsers, Deno, Bun and Node ≥ 22 (or any runtime, given a
+ * `WebSocket` constructor).
+ *
+ * - `send(type, payload)` and `request(type, payload)` are checked against
+ *   the app's contract (`defineContract` in `@hubbub/hubbub`); `request`
+ *   resolves with the server handler's result.
+ * - `subscribe(room)` resolves on the server's ack; rooms are re-joined after
+ *   every reconnect, and messages sent while offline are flushed after that.
+ * - Reconnects use exponential backoff with full jitter and stop on terminal
+ *   close codes (1000, 1008, 4001, 4003).
+ * - It imports no schema library: the contract is used for its type only.
+ *
+ * @example
+ * ```ts ignore
+ * import { connect, RequestError } from "@hubbub/hubbub/client";
+ * import type { contract } from "./contract.ts"; // defineContract({...}), shared with the server
+ *
+ * const client = await connect<typeof contract>("/ws");
+ * client.on("chat.message", (m) => console.log(`${m.from}: ${m.text}`));
+ * client.onLifecycle("reconnecting", ({ attempt, delayMs }) => console.log(attempt, delayMs));
+ * await client.subscribe("lobby");
+ * try {
+ *   const { seq } = await client.request("chat.send", { room: "lobby", text: "hi" });
+ *   console.log("stored as", seq);
+ * } catch (e) {
+ *   if (e instanceof RequestError) console.log(e.code, e.message);
+ * }
+ * await client.close();
+ * ```
+ *
+ * @module
+ */
+
+export * from "./hub_client.ts";
+export * from "./errors.ts";
+export * from "./backoff.ts";
+export type {
+  AnyContract,
+  ClientMessageType,
+  ClientPayload,
+  Contract,
+  PayloadSchema,
+  PayloadSchemaMap,
+  RequestResult,
+  SchemaInput,
+  SchemaMap,
+  ServerData,
+  ServerMessage,
+  ServerMessageType,
+} from "../protocol/contract.ts";
+export type {
+  StandardSchemaIssue,
+  StandardSchemaProps,
+  StandardSchemaResult,
+  StandardSchemaV1,
+} from "../core/standard_schema.ts";

@@ -1,0 +1,74 @@
+// Per-connection inbound rate limiting: token buckets for frames and bytes, and a
+// penalty bucket that decides when a client that keeps flooding is closed.
+
+/** Resolved rate-limit settings. */
+export interface RateLimitSettings {
+  messagesPerSecond: number;
+  messageBurst: number;
+  bytesPerSecond: number;
+  byteBurst: number;
+  /** Frames a client may have dropped (refilled over 10 s) before it is closed. */
+  closeAfterDropped: number;
+}
+
+/** What to do with one inbound frame. */
+export const Verdict = {
+  Accept: 0,
+  /** Drop it; tell the client (at most once a second). */
+  DropAndWarn: 1,
+  /** Drop it silently (already warned this second). */
+  Drop: 2,
+  /** Drop it and close the connection. */
+  Close: 3,
+} as const;
+
+/** One of {@linkcode Verdict}'s values. */
+export type Verdict = typeof Verdict[keyof typeof Verdict];
+
+/** Token buckets for one connection. */
+export class RateLimiter {
+  #msgTokens: number;
+  #byteTokens: number;
+  #penalty: number;
+  #last: number;
+  #lastWarn = -Infinity;
+  readonly #s: RateLimitSettings;
+
+  constructor(s: RateLimitSettings, now: number) {
+    this.#s = s;
+    this.#msgTokens = s.messageBurst;
+    this.#byteTokens = s.byteBurst;
+    this.#penalty = s.closeAfterDropped;
+    this.#last = now;
+  }
+
+  /** Decide on a frame of `bytes` bytes arriving at `now`. */
+  check(bytes: number, now: number): Verdict {
+    const s = this.#s;
+    const dt = Math.max(0, now - this.#last) / 1000;
+    this.#last = now;
+    this.#msgTokens = Math.min(s.messageBurst, this.#msgTokens + dt * s.messagesPerSecond);
+    this.#byteTokens = Math.min(s.byteBurst, this.#byteTokens + dt * s.bytesPerSecond);
+    this.#penalty = Math.min(
+      s.closeAfterDropped,
+      this.#penalty + dt * s.closeAfterDropped / 10,
+    );
+    if (this.#msgTokens >= 1 && this.#byteTokens >= bytes) {
+      this.#msgTokens -= 1;
+      this.#byteTokens -= bytes;
+      return Verdict.Accept;
+    }
+    return this.strike(now);
+  }
+
+  /** Count one dropped frame against the client. */
+  strike(now: number): Verdict {
+    this.#penalty -= 1;
+    if (this.#penalty < 0) return Verdict.Close;
+    if (now - this.#lastWarn >= 1000) {
+      this.#lastWarn = now;
+      return Verdict.DropAndWarn;
+    }
+    return Verdict.Drop;
+  }
+}
