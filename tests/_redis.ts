@@ -6,12 +6,17 @@ import { existsSync } from "node:fs";
 import net from "node:net";
 import process from "node:process";
 
-/** Where redis-server is, or undefined. */
-export const redisServerPath: string | undefined = (process.env.PATH ?? "")
-  .split(":")
-  .concat(["/usr/bin", "/usr/local/bin", "/usr/sbin"])
-  .map((dir) => `${dir}/redis-server`)
-  .find((path) => existsSync(path));
+/**
+ * Where redis-server is, or undefined: `$REDIS_SERVER` when set (a path; one that does not
+ * exist simulates a machine without Redis), else the PATH and the usual places.
+ */
+export const redisServerPath: string | undefined = process.env.REDIS_SERVER !== undefined
+  ? (existsSync(process.env.REDIS_SERVER) ? process.env.REDIS_SERVER : undefined)
+  : (process.env.PATH ?? "")
+    .split(":")
+    .concat(["/usr/bin", "/usr/local/bin", "/usr/sbin"])
+    .map((dir) => `${dir}/redis-server`)
+    .find((path) => existsSync(path));
 
 /** Whether this run is CI (`CI=true`): a missing redis-server fails there instead of skipping. */
 export const inCI: boolean = process.env.CI === "true";
@@ -28,7 +33,10 @@ export function warnNoRedis(suite: string): void {
   console.warn(
     `\n${bar}\n!! SKIPPED: ${suite}: redis-server is not installed.\n` +
       `!! Install it (Debian/Ubuntu: apt-get install -y redis-server) to run the Redis backplane tests.\n` +
-      `!! In CI (CI=true) a missing redis-server fails the run instead.\n${bar}\n`,
+      (inCI
+        ? `!! CI=true: this run FAILS (see "redis-server is installed").\n`
+        : `!! In CI (CI=true) a missing redis-server fails the run instead.\n`) +
+      bar + "\n",
   );
 }
 

@@ -50,7 +50,7 @@ export interface ConnectionOwner {
   /** Schedule a flush of the connection's queue: this tick (corked), or next turn (batched). */
   markDirty(conn: Connection, nextTurn: boolean): void;
   /** The connection closed: drop it from every index and run the disconnect hook. */
-  closed(conn: Connection, code: number, reason: string): void;
+  closed(conn: Connection, code: number, reason: string, byServer: boolean): void;
   /** The connection overflowed its queue (for counters). */
   slow(conn: Connection): void;
   /** Current time in Unix ms. */
@@ -337,13 +337,14 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   /** @internal The socket closed or the hub tore the connection down. Idempotent. */
   [kTeardown](code: number, reason: string): void {
     if (this.#state === CLOSED) return;
+    const byServer = this.#state === CLOSING;
     this.#state = CLOSED;
     this.#closeCode = code;
     this.#closeReason = reason;
     this.#abort?.abort();
     this.#queue.clear();
     this.#queue.close();
-    this.#owner.closed(this, code, reason);
+    this.#owner.closed(this, code, reason, byServer);
   }
 
   /** @internal Mark the connection alive now. */

@@ -6,6 +6,7 @@
  */
 
 import type { StandardSchemaResult, StandardSchemaV1 } from "./standard_schema.ts";
+import type { HubEvent, HubEventsOptions, HubStats, Traffic } from "./hub_stats.ts";
 import type { Backplane, BackplaneEnvelope, BackplaneHealth, BackplaneStats } from "./backplane.ts";
 import { CloseCode } from "./close_codes.ts";
 import { Connection, type ConnectionOwner } from "./connection.ts";
@@ -134,6 +135,7 @@ export type HubErrorSource =
   | "join"
   | "leave"
   | "backplane"
+  | "observer"
   | "emit";
 
 /** Options for {@linkcode Hub}. Every limit has a safe default. */
@@ -459,6 +461,23 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   #timer: unknown;
   #closed = false;
   readonly #batchFraming: boolean;
+  readonly #n = {
+    messagesIn: 0,
+    bytesIn: 0,
+    messagesOut: 0,
+    bytesOut: 0,
+    emits: 0,
+    opened: 0,
+    closed: 0,
+    rateLimited: 0,
+    observerDrops: 0,
+  };
+  readonly #inByType = new Map<string, { messages: number; bytes: number }>();
+  readonly #outByType = new Map<string, { messages: number; bytes: number }>();
+  readonly #closes = new Map<string, number>();
+  readonly #refused = new Map<string, number>();
+  readonly #observers = new Set<(event: HubEvent) => void>();
+  readonly #eventStreams = new Set<() => void>();
   readonly #rateLimit: RateLimitSettings | undefined;
   readonly #limiters = new WeakMap<Connection, RateLimiter>();
   readonly #authTimers = new WeakMap<Connection, unknown>();
@@ -540,7 +559,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       join: (conn, room) => this.#join(conn, room),
       leave: (conn, room) => this.#leave(conn, room),
       markDirty: (conn, nextTurn) => this.#markDirty(conn, nextTurn),
-      closed: (conn, code, reason) => this.#removed(conn, code, reason),
+      closed: (conn, code, reason, byServer) => this.#removed(conn, code, reason, byServer),
       slow: noop,
       now: () => this.#clock.now(),
     };
@@ -724,7 +743,36 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   emit(type: string, data: unknown, target?: Target): number {
     const frame = encodeEnvelope(type, data, this.#clock.now());
     if (this.#backplane !== undefined) this.#publish(frame, target);
-    return this.#fanout(frame, utf8Length(frame), target);
+    return this.#emitted(type, frame, utf8Length(frame), target);
+  }
+
+  #emitted(type: string, frame: Frame, size: number, target: Target | undefined): number {
+    if (this.#observers.size === 0) {
+      const n = this.#fanout(frame, size, target);
+      this.#countOut(type, n, size);
+      return n;
+    }
+    const t0 = performance.now();
+    const n = this.#fanout(frame, size, target);
+    const fanoutMs = performance.now() - t0;
+    this.#countOut(type, n, size);
+    this.#notify({
+      kind: "emit",
+      type,
+      recipients: n,
+      bytes: size,
+      fanoutMs,
+      at: this.#clock.now(),
+    });
+    return n;
+  }
+
+  #countOut(type: string, n: number, size: number): void {
+    this.#n.emits++;
+    if (n === 0) return;
+    this.#n.messagesOut += n;
+    this.#n.bytesOut += n * size;
+    bump(this.#outByType, type, n, n * size);
   }
 
   /**
@@ -737,7 +785,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   broadcastRaw(frame: Frame, target?: Target): number {
     const size = typeof frame === "string" ? utf8Length(frame) : frame.byteLength;
     if (this.#backplane !== undefined) this.#publish(frame, target);
-    return this.#fanout(frame, size, target);
+    return this.#emitted("raw", frame, size, target);
   }
 
   /**
@@ -757,7 +805,10 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       if (this.#backplane !== undefined) this.#publish(frame, { clients: clientId });
       return false;
     }
-    return conn[kDeliver](frame, utf8Length(frame));
+    const size = utf8Length(frame);
+    const ok = conn[kDeliver](frame, size);
+    this.#countOut(type, ok ? 1 : 0, size);
+    return ok;
   }
 
   #fanout(frame: Frame, size: number, target: Target | undefined): number {
@@ -848,16 +899,20 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    */
   async upgrade(request: Request, options: UpgradeOptions = {}): Promise<UpgradeDecision> {
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return refuse(426, "Expected a WebSocket upgrade", { upgrade: "websocket" });
+      return this.#refuse("not_websocket", 426, "Expected a WebSocket upgrade", {
+        upgrade: "websocket",
+      });
     }
     if (!this.#originOk(request.headers.get("origin"), request.url)) {
-      return refuse(403, "Origin not allowed");
+      return this.#refuse("origin", 403, "Origin not allowed");
     }
     if (this.#closed || this.#clients.size + this.#pendingUpgrades >= this.limits.maxConnections) {
-      return refuse(503, "Too many connections", { "retry-after": "5" });
+      return this.#refuse("max_connections", 503, "Too many connections", { "retry-after": "5" });
     }
     if (this.#pendingUpgrades >= this.limits.maxPendingUpgrades) {
-      return refuse(503, "Too many pending connections", { "retry-after": "1" });
+      return this.#refuse("pending_upgrades", 503, "Too many pending connections", {
+        "retry-after": "1",
+      });
     }
     this.#pendingUpgrades++;
     let released = false;
@@ -878,11 +933,11 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     } catch (error) {
       release();
       this.#report(error, "identify");
-      return refuse(401, "Unauthorized");
+      return this.#refuse("identify", 401, "Unauthorized");
     }
     if (identity === null || identity === false) {
       release();
-      return refuse(401, "Unauthorized");
+      return this.#refuse("identify", 401, "Unauthorized");
     }
     if (identity?.metadata !== undefined) {
       let size: number;
@@ -891,7 +946,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       } catch (error) {
         release();
         this.#report(error, "identify");
-        return refuse(500, "Internal error");
+        return this.#refuse("error", 500, "Internal error");
       }
       if (size > this.limits.maxMetadataBytes) {
         release();
@@ -901,7 +956,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
           ),
           "identify",
         );
-        return refuse(500, "Internal error");
+        return this.#refuse("error", 500, "Internal error");
       }
     }
     const userId = identity ? identity.userId : undefined;
@@ -910,11 +965,13 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       (this.#users.get(userId)?.size ?? 0) >= this.limits.maxConnectionsPerUser
     ) {
       release();
-      return refuse(429, "Too many connections for this user", { "retry-after": "5" });
+      return this.#refuse("user_connections", 429, "Too many connections for this user", {
+        "retry-after": "5",
+      });
     }
     if (this.#closed) {
       release();
-      return refuse(503, "Server shutting down");
+      return this.#refuse("shutting_down", 503, "Server shutting down");
     }
     const url = request.url;
     const params = options.params ?? {};
@@ -964,6 +1021,15 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     this.#interest(this.#prefix + "client:" + conn.id, true);
     if (conn.userId !== undefined) this.#indexUser(conn, conn.userId);
     this.#startTimer();
+    this.#n.opened++;
+    if (this.#observers.size > 0) {
+      this.#notify({
+        kind: "connect",
+        clientId: conn.id,
+        userId: conn.userId,
+        at: this.#clock.now(),
+      });
+    }
     const authTimeout = this.#options.authTimeoutMs;
     if (authTimeout !== undefined && conn.userId === undefined) {
       this.#authTimers.set(
@@ -976,12 +1042,12 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         }, authTimeout),
       );
     }
-    conn.send(
+    this.#reply(
+      conn,
       ServerEvent.ESTABLISHED,
-      conn.userId === undefined ? { clientId: conn.id } : {
-        clientId: conn.id,
-        userId: conn.userId,
-      },
+      conn.userId === undefined
+        ? { clientId: conn.id }
+        : { clientId: conn.id, userId: conn.userId },
     );
     const events: SocketEvents = {
       message: (data) => {
@@ -1031,6 +1097,9 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big");
       return;
     }
+    const inBytes = typeof data === "string" ? data.length : data.byteLength;
+    this.#n.messagesIn++;
+    this.#n.bytesIn += inBytes;
     const rl = this.#rateLimit;
     if (rl !== undefined) {
       let limiter = this.#limiters.get(conn);
@@ -1061,6 +1130,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   }
 
   #limited(conn: Connection, verdict: Verdict): void {
+    this.#n.rateLimited++;
     if (verdict === Verdict.Close) {
       conn.close(CloseCode.RATE_LIMITED, "rate limited");
     } else if (verdict === Verdict.DropAndWarn) {
@@ -1085,6 +1155,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   /** Handle one frame. Returns a promise only when something async is in flight. */
   #handle(conn: Connection, data: string | Uint8Array): Promise<void> | undefined {
     if (typeof data !== "string") {
+      this.#countIn(conn, "binary", data.byteLength);
       const onBinary = this.#options.onBinary;
       if (onBinary === undefined) {
         this.#error(conn, ErrorCode.INVALID_INPUT, "Binary frames are not accepted");
@@ -1096,19 +1167,23 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     try {
       msg = JSON.parse(data);
     } catch {
+      this.#countIn(conn, "invalid", data.length);
       this.#error(conn, ErrorCode.INVALID_JSON, "Message is not valid JSON");
       return;
     }
     if (typeof msg !== "object" || msg === null || Array.isArray(msg)) {
+      this.#countIn(conn, "invalid", data.length);
       this.#error(conn, ErrorCode.INVALID_INPUT, "Message must be a JSON object");
       return;
     }
     const message = msg as InboundMessage;
     const type = message.type;
     if (typeof type !== "string" || type === "") {
+      this.#countIn(conn, "invalid", data.length);
       this.#error(conn, ErrorCode.INVALID_INPUT, "Message must have a string type");
       return;
     }
+    this.#countIn(conn, type, data.length);
     const id = message.id;
     if (
       id !== undefined &&
@@ -1372,7 +1447,12 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         ...(id === undefined ? {} : { id }),
       }, this.#clock.now());
     }
-    conn[kDeliver](frame, utf8Length(frame));
+    const size = utf8Length(frame);
+    if (conn[kDeliver](frame, size)) {
+      this.#n.messagesOut++;
+      this.#n.bytesOut += size;
+      bump(this.#outByType, type, 1, size);
+    }
   }
 
   #error(
@@ -1467,7 +1547,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     }
   }
 
-  #removed(conn: Connection, code: number, reason: string): void {
+  #removed(conn: Connection, code: number, reason: string, byServer: boolean): void {
     if (this.#clients.get(conn.id) !== conn) return;
     this.#clients.delete(conn.id);
     if (conn.userId !== undefined) this.#unindexUser(conn, conn.userId);
@@ -1480,6 +1560,20 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     }
     this.#inbound.delete(conn);
     this.#clearAuthTimer(conn);
+    this.#n.closed++;
+    const cause = byServer ? CLOSE_CAUSES[reason] ?? "server" : "client";
+    this.#closes.set(cause, (this.#closes.get(cause) ?? 0) + 1);
+    if (this.#observers.size > 0) {
+      this.#notify({
+        kind: "disconnect",
+        clientId: conn.id,
+        userId: conn.userId,
+        code,
+        reason,
+        cause,
+        at: this.#clock.now(),
+      });
+    }
     if (this.#clients.size === 0) this.#stopTimer();
     const onDisconnect = this.#options.onDisconnect;
     if (onDisconnect === undefined) return;
@@ -1525,6 +1619,159 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         conn[kPing]();
       }
     }
+  }
+
+  // ---------------------------------------------------------------- observability
+
+  /**
+   * A cheap snapshot of counters and gauges (see {@linkcode HubStats} for each field).
+   * Walks the connections once for queue sizes and the rooms once for the top N.
+   *
+   * @param options `topRooms`: how many of the largest rooms to list (default 10).
+   * @returns The snapshot.
+   */
+  stats(options: { topRooms?: number } = {}): HubStats {
+    const queued: number[] = [];
+    let total = 0;
+    for (const conn of this.#clients.values()) {
+      const q = conn.queuedBytes;
+      if (q > 0) {
+        queued.push(q);
+        total += q;
+      }
+    }
+    queued.sort((a, b) => a - b);
+    // p99 over every connection (most have nothing queued).
+    const all = this.#clients.size;
+    const zeros = all - queued.length;
+    const index = Math.max(0, Math.ceil(0.99 * all) - 1);
+    const p99 = index < zeros ? 0 : queued[index - zeros] ?? 0;
+    const top = options.topRooms ?? 10;
+    const topRooms: { room: string; members: number }[] = [];
+    for (const [room, set] of this.#rooms) {
+      if (topRooms.length < top || set.size > topRooms[topRooms.length - 1].members) {
+        topRooms.push({ room, members: set.size });
+        topRooms.sort((a, b) => b.members - a.members);
+        if (topRooms.length > top) topRooms.pop();
+      }
+    }
+    const n = this.#n;
+    return {
+      connections: this.#clients.size,
+      users: this.#users.size,
+      rooms: this.#rooms.size,
+      topRooms,
+      connectionsOpened: n.opened,
+      connectionsClosed: n.closed,
+      in: { messages: n.messagesIn, bytes: n.bytesIn },
+      out: { messages: n.messagesOut, bytes: n.bytesOut },
+      inByType: record(this.#inByType),
+      outByType: record(this.#outByType),
+      emits: n.emits,
+      queuedBytes: { total, max: queued.at(-1) ?? 0, p99 },
+      closes: Object.fromEntries(this.#closes),
+      refused: Object.fromEntries(this.#refused),
+      rateLimited: n.rateLimited,
+      observerDrops: n.observerDrops,
+      backplane: this.backplaneStats(),
+    };
+  }
+
+  /**
+   * Call `fn` for every {@linkcode HubEvent} (frames, emits, connects,
+   * disconnects), synchronously. Keep it fast: it runs on the hot path. A
+   * throwing observer is reported to `onError` and does not stop the hub.
+   *
+   * @param fn The observer.
+   * @returns A function that stops observing.
+   */
+  observe(fn: (event: HubEvent) => void): () => void {
+    this.#observers.add(fn);
+    return () => void this.#observers.delete(fn);
+  }
+
+  /**
+   * Every {@linkcode HubEvent} as an async iterator. Bounded: a consumer that
+   * falls behind loses the oldest events (counted in `stats().observerDrops`),
+   * so a slow observer never slows the hub. Ends when `signal` aborts, the hub
+   * closes, or the loop breaks.
+   *
+   * @param options Signal and buffer size.
+   * @returns The iterator.
+   * @example
+   * ```ts ignore
+   * for await (const ev of hub.events({ signal })) console.log(ev.kind);
+   * ```
+   */
+  events(options: HubEventsOptions = {}): AsyncIterableIterator<HubEvent> {
+    const size = options.bufferSize ?? 1024;
+    const buffer: HubEvent[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    const stop = () => {
+      done = true;
+      unobserve();
+      this.#eventStreams.delete(stop);
+      options.signal?.removeEventListener("abort", stop);
+      wake?.();
+    };
+    const unobserve = this.observe((event) => {
+      if (buffer.length >= size) {
+        buffer.shift();
+        this.#n.observerDrops++;
+      }
+      buffer.push(event);
+      wake?.();
+    });
+    this.#eventStreams.add(stop);
+    if (options.signal?.aborted) stop();
+    else options.signal?.addEventListener("abort", stop, { once: true });
+    const iterator: AsyncIterableIterator<HubEvent> = {
+      next: async (): Promise<IteratorResult<HubEvent>> => {
+        while (buffer.length === 0 && !done) {
+          await new Promise<void>((resolve) => wake = resolve);
+          wake = undefined;
+        }
+        if (buffer.length > 0) return { value: buffer.shift()!, done: false };
+        return { value: undefined, done: true };
+      },
+      return: (): Promise<IteratorResult<HubEvent>> => {
+        stop();
+        buffer.length = 0;
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  #notify(event: HubEvent): void {
+    for (const fn of this.#observers) {
+      try {
+        fn(event);
+      } catch (error) {
+        this.#report(error, "observer");
+      }
+    }
+  }
+
+  #countIn(conn: Connection, type: string, bytes: number): void {
+    bump(this.#inByType, type, 1, bytes);
+    if (this.#observers.size > 0) {
+      this.#notify({ kind: "frame", clientId: conn.id, type, bytes, at: this.#clock.now() });
+    }
+  }
+
+  #refuse(
+    why: string,
+    status: number,
+    body: string,
+    headers?: Record<string, string>,
+  ): RefusedUpgrade {
+    this.#refused.set(why, (this.#refused.get(why) ?? 0) + 1);
+    return refuse(status, body, headers);
   }
 
   // ---------------------------------------------------------------- backplane
@@ -1683,6 +1930,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       for (const conn of conns) conn.close(code, reason);
     }
     this.#stopTimer();
+    for (const stop of [...this.#eventStreams]) stop();
     clearTimeout(this.#nextTurnTimer);
     this.#nextTurnTimer = undefined;
     this.#dirtyNextTurn = [];
@@ -1708,6 +1956,40 @@ function refuse(status: number, body: string, headers?: Record<string, string>):
     }),
   };
 }
+
+const MAX_TYPES = 256;
+
+function bump(
+  map: Map<string, { messages: number; bytes: number }>,
+  type: string,
+  messages: number,
+  bytes: number,
+): void {
+  let t = map.get(type);
+  if (t === undefined) {
+    if (map.size >= MAX_TYPES) type = "other";
+    t = map.get(type);
+    if (t === undefined) map.set(type, t = { messages: 0, bytes: 0 });
+  }
+  t.messages += messages;
+  t.bytes += bytes;
+}
+
+function record(map: Map<string, { messages: number; bytes: number }>): Record<string, Traffic> {
+  const out: Record<string, Traffic> = {};
+  for (const [k, v] of map) out[k] = { messages: v.messages, bytes: v.bytes };
+  return out;
+}
+
+const CLOSE_CAUSES: Record<string, string> = {
+  "slow client": "slow_client",
+  "rate limited": "rate_limited",
+  "message too big": "message_too_big",
+  "idle timeout": "idle_timeout",
+  "authentication timeout": "auth_timeout",
+  "connection refused": "connect_refused",
+  "server shutting down": "shutdown",
+};
 
 function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === "string");

@@ -107,8 +107,6 @@ test("BroadcastChannel backplane: one postMessage per turn, one copy per multi-r
 test(
   "BroadcastChannel backplane: Bun workers sharing a port (reusePort) act as one hub",
   async () => {
-    const { TestClient } = await import("../_ws_client.ts");
-    const { freePort } = await import("../_redis.ts");
     const port = await freePort();
     const name = `hubbub-bun-workers-${crypto.randomUUID()}`;
     const url = new URL("../fixtures/bun_serve_worker.ts", import.meta.url).href;
