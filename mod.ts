@@ -24,6 +24,7 @@ export * from "./src/core/hub.ts";
 export * from "./src/core/standard_schema.ts";
 export * from "./src/core/backplane.ts";
 export * from "./src/core/hub_stats.ts";
+export * from "./src/core/describe.ts";
 export * from "./src/core/connection.ts";
 export * from "./src/core/send_queue.ts";
 export * from "./src/core/transport.ts";

@@ -7,6 +7,12 @@
 
 import type { StandardSchemaResult, StandardSchemaV1 } from "./standard_schema.ts";
 import type { HubEvent, HubEventsOptions, HubStats, Traffic } from "./hub_stats.ts";
+import {
+  type EndpointInfo,
+  type HubDescription,
+  jsonSchemaOf,
+  type MessageDescription,
+} from "./describe.ts";
 import type { Backplane, BackplaneEnvelope, BackplaneHealth, BackplaneStats } from "./backplane.ts";
 import { CloseCode } from "./close_codes.ts";
 import { Connection, type ConnectionOwner } from "./connection.ts";
@@ -297,6 +303,8 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
   onJoin?: (connection: Connection, room: string) => void;
   /** A connection left a room: by `unsubscribe`, server `leave()`, or because it disconnected. */
   onLeave?: (connection: Connection, room: string, cause: LeaveCause) => void;
+  /** Endpoint metadata for `hub.describe()`: description, tags, middleware names. */
+  endpoint?: EndpointInfo;
   /**
    * Accept batched framing (`hubbub.batch.v1`) when a client offers it: several
    * messages per frame, fewer frames, much higher fan-out on Deno. Clients that
@@ -1622,6 +1630,52 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   }
 
   // ---------------------------------------------------------------- observability
+
+  /**
+   * Describe the endpoint: its metadata, the message types it takes (with JSON
+   * Schema where the schema library provides Standard JSON Schema), the events
+   * hubbub sends, subprotocols and limits.
+   *
+   * @returns The description (plain data, JSON-serialisable).
+   */
+  describe(): HubDescription {
+    const messages: MessageDescription[] = [...BUILTIN_TYPES].map((type) => ({
+      type,
+      kind: "builtin" as const,
+      validated: true,
+    }));
+    for (const [type, h] of this.#handlers) {
+      const schema = h.schema ?? this.#options.schema;
+      const jsonSchema = jsonSchemaOf(schema);
+      messages.push({
+        type,
+        kind: "handler",
+        validated: schema !== undefined,
+        ...(jsonSchema ? { jsonSchema } : {}),
+      });
+    }
+    if (this.#options.onMessage !== undefined) {
+      const jsonSchema = jsonSchemaOf(this.#options.schema);
+      messages.push({
+        type: "*",
+        kind: "catch-all",
+        validated: this.#options.schema !== undefined,
+        ...(jsonSchema ? { jsonSchema } : {}),
+      });
+    }
+    const e = this.#options.endpoint ?? {};
+    return {
+      endpoint: {
+        ...(e.description !== undefined ? { description: e.description } : {}),
+        tags: [...e.tags ?? []],
+        middleware: [...e.middleware ?? []],
+      },
+      messages,
+      serverEvents: Object.values(ServerEvent),
+      subprotocols: this.#batchFraming ? [BATCH_PROTOCOL] : [],
+      limits: this.limits,
+    };
+  }
 
   /**
    * A cheap snapshot of counters and gauges (see {@linkcode HubStats} for each field).

@@ -117,3 +117,47 @@ test("A slow events() consumer loses the oldest events, never slows the hub", as
   await it.return?.();
   await hub.close();
 });
+
+test("Hub.describe() lists endpoint metadata, message types and JSON Schema where available", async () => {
+  const withJson = {
+    "~standard": {
+      version: 1 as const,
+      vendor: "test",
+      validate: (v: unknown) => ({ value: v as { type: "say"; text: string } }),
+      jsonSchema: {
+        input: () => ({ type: "object", properties: { text: { type: "string" } } }),
+        output: () => ({ type: "object" }),
+      },
+    },
+  };
+  const hub = new Hub<{ type: "say"; text: string } | { type: "raw" }>({
+    endpoint: { description: "Chat", tags: ["chat"], middleware: ["auth"] },
+    onMessage: () => {},
+  });
+  hub.on("say", () => {}, { schema: withJson });
+  hub.on("raw", () => {});
+  const d = hub.describe();
+  assert.deepEqual(d.endpoint, { description: "Chat", tags: ["chat"], middleware: ["auth"] });
+  assert.deepEqual(d.messages.filter((m) => m.kind === "builtin").map((m) => m.type).sort(), [
+    "authenticate",
+    "ping",
+    "subscribe",
+    "unsubscribe",
+  ]);
+  assert.deepEqual(d.messages.find((m) => m.type === "say"), {
+    type: "say",
+    kind: "handler",
+    validated: true,
+    jsonSchema: { type: "object", properties: { text: { type: "string" } } },
+  });
+  assert.deepEqual(d.messages.find((m) => m.type === "raw"), {
+    type: "raw",
+    kind: "handler",
+    validated: false,
+  });
+  assert.equal(d.messages.at(-1)?.kind, "catch-all");
+  assert.ok(d.serverEvents.includes("connection.established"));
+  assert.deepEqual(d.subprotocols, ["hubbub.batch.v1"]);
+  assert.equal(JSON.parse(JSON.stringify(d)).limits.maxMessageBytes, 524288);
+  await hub.close();
+});
