@@ -33,51 +33,70 @@ export function bunTransport(
   state: BunSocketState,
   _limits: HubLimits,
 ): Transport {
-  return {
-    send(frame) {
-      try {
-        return ws.send(frame);
-      } catch {
-        return 1;
-      }
-    },
-    bufferedAmount: () => ws.getBufferedAmount(),
-    cork(fn) {
-      try {
-        ws.cork(fn);
-      } catch {
-        // Socket already closed: nothing to write.
-      }
-    },
-    ping() {
-      ws.ping();
-    },
-    writable(lowWater, signal) {
-      return new Promise<void>((resolve, reject) => {
-        if (signal.aborted) return reject(signal.reason);
-        const done = () => {
+  return new BunTransport(ws, state);
+}
+
+/** A class, not closures: one small object per connection (idle memory matters at 10k+). */
+class BunTransport implements Transport {
+  readonly #ws: BunSocketLike;
+  readonly #state: BunSocketState;
+
+  constructor(ws: BunSocketLike, state: BunSocketState) {
+    this.#ws = ws;
+    this.#state = state;
+  }
+
+  send(frame: string | Uint8Array): number {
+    try {
+      return this.#ws.send(frame);
+    } catch {
+      return 1;
+    }
+  }
+
+  bufferedAmount(): number {
+    return this.#ws.getBufferedAmount();
+  }
+
+  cork(fn: () => void): void {
+    try {
+      this.#ws.cork(fn);
+    } catch {
+      // Socket already closed: nothing to write.
+    }
+  }
+
+  ping(): void {
+    this.#ws.ping();
+  }
+
+  writable(lowWater: number, signal: AbortSignal): Promise<void> {
+    const ws = this.#ws;
+    const state = this.#state;
+    return new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason);
+      if (ws.getBufferedAmount() <= lowWater || ws.readyState >= 2) return resolve();
+      const onAbort = () => {
+        state.drained = undefined;
+        reject(signal.reason);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      // Bun fires drain repeatedly while the buffer empties: resume under the low watermark.
+      state.drained = () => {
+        if (ws.getBufferedAmount() <= lowWater || ws.readyState >= 2) {
           state.drained = undefined;
           signal.removeEventListener("abort", onAbort);
           resolve();
-        };
-        const onAbort = () => {
-          state.drained = undefined;
-          reject(signal.reason);
-        };
-        if (ws.getBufferedAmount() <= lowWater || ws.readyState >= 2) return resolve();
-        signal.addEventListener("abort", onAbort, { once: true });
-        // Bun fires drain repeatedly while the buffer empties: resume under the low watermark.
-        state.drained = () => {
-          if (ws.getBufferedAmount() <= lowWater || ws.readyState >= 2) done();
-        };
-      });
-    },
-    close(code, reason) {
-      try {
-        ws.close(code, reason);
-      } catch { /* already closed */ }
-    },
-  };
+        }
+      };
+    });
+  }
+
+  close(code: number, reason: string): void {
+    try {
+      this.#ws.close(code, reason);
+    } catch { /* already closed */ }
+  }
 }
 
 /** Normalise a Bun message (string or Buffer) to a string or bytes. */

@@ -45,7 +45,7 @@ export interface BunServerLike {
 /** What the adapter keeps in `ws.data`. */
 export interface BunSocketData {
   /** The hub's acceptance, until the socket opens. */
-  decision: AcceptedUpgrade;
+  decision: AcceptedUpgrade | undefined;
   /** Adapter state. */
   state: BunSocketState;
 }
@@ -118,8 +118,11 @@ export function createBunHandler(hub: Hub<any>): BunHandler {
     },
     websocket: {
       open(ws) {
-        const { decision, state } = ws.data;
-        state.events = decision.open(bunTransport(ws, state, limits));
+        const data = ws.data;
+        const decision = data.decision;
+        if (decision === undefined) return;
+        data.decision = undefined; // not needed once open: keep idle connections small
+        data.state.events = decision.open(bunTransport(ws, data.state, limits));
       },
       message(ws, message) {
         ws.data.state.events?.message(bunMessageData(message));
@@ -127,7 +130,7 @@ export function createBunHandler(hub: Hub<any>): BunHandler {
       close(ws, code, reason) {
         const { decision, state } = ws.data;
         if (state.events !== undefined) state.events.close(code, reason);
-        else decision.cancel();
+        else decision?.cancel();
       },
       drain(ws) {
         ws.data.state.drained?.();

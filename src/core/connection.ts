@@ -47,8 +47,8 @@ export interface ConnectionOwner {
   join(conn: Connection, room: string): void;
   /** Remove the connection from a room's index. */
   leave(conn: Connection, room: string): void;
-  /** Schedule a flush of the connection's queue: this tick (corked), or next turn (batched). */
-  markDirty(conn: Connection, nextTurn: boolean): void;
+  /** Schedule a flush of the connection's queue on the next turn of the event loop. */
+  markDirty(conn: Connection): void;
   /** The connection closed: drop it from every index and run the disconnect hook. */
   closed(conn: Connection, code: number, reason: string, byServer: boolean): void;
   /** The connection overflowed its queue (for counters). */
@@ -305,7 +305,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       }
       if (!this.#dirty && !this.#waiting) {
         this.#dirty = true;
-        this.#owner.markDirty(this, this.#batch);
+        this.#owner.markDirty(this);
       }
       return true;
     }

@@ -463,9 +463,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   readonly #owner: ConnectionOwner;
   #pendingUpgrades = 0;
   #dirty: Connection[] = [];
-  #flushScheduled = false;
-  #dirtyNextTurn: Connection[] = [];
-  #nextTurnTimer: ReturnType<typeof setTimeout> | undefined;
+  #cancelFlush: (() => void) | undefined;
   #timer: unknown;
   #closed = false;
   readonly #batchFraming: boolean;
@@ -566,7 +564,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     this.#owner = {
       join: (conn, room) => this.#join(conn, room),
       leave: (conn, room) => this.#leave(conn, room),
-      markDirty: (conn, nextTurn) => this.#markDirty(conn, nextTurn),
+      markDirty: (conn) => this.#markDirty(conn),
       closed: (conn, code, reason, byServer) => this.#removed(conn, code, reason, byServer),
       slow: noop,
       now: () => this.#clock.now(),
@@ -866,29 +864,15 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     return out;
   }
 
-  #markDirty(conn: Connection, nextTurn: boolean): void {
-    if (nextTurn) {
-      // Batched framing: wait one macrotask so frames from several events share a frame.
-      this.#dirtyNextTurn.push(conn);
-      this.#nextTurnTimer ??= setTimeout(this.#flushNextTurn, 0);
-      return;
-    }
+  #markDirty(conn: Connection): void {
     this.#dirty.push(conn);
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      queueMicrotask(this.#flushAll);
-    }
+    // Next turn of the event loop, not a microtask: frames from every event handled
+    // in this turn (many inbound messages, timers) then share one write per socket.
+    this.#cancelFlush ??= nextTurn(this.#flushAll);
   }
 
-  readonly #flushNextTurn = (): void => {
-    this.#nextTurnTimer = undefined;
-    const dirty = this.#dirtyNextTurn;
-    this.#dirtyNextTurn = [];
-    for (let i = 0; i < dirty.length; i++) dirty[i][kFlushTick]();
-  };
-
   readonly #flushAll = (): void => {
-    this.#flushScheduled = false;
+    this.#cancelFlush = undefined;
     const dirty = this.#dirty;
     this.#dirty = [];
     for (let i = 0; i < dirty.length; i++) dirty[i][kFlushTick]();
@@ -982,7 +966,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       return this.#refuse("shutting_down", 503, "Server shutting down");
     }
     const url = request.url;
-    const params = options.params ?? {};
+    const params = options.params ?? EMPTY;
     const offered = request.headers.get("sec-websocket-protocol");
     const protocol = this.#batchFraming && offered !== null &&
         offered.split(",").some((p) => p.trim() === BATCH_PROTOCOL)
@@ -1001,7 +985,9 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         }
         return this.#open(transport, {
           userId: identity ? identity.userId : undefined,
-          metadata: Object.freeze({ ...(identity ? identity.metadata : undefined) }),
+          metadata: identity && identity.metadata !== undefined
+            ? Object.freeze({ ...identity.metadata })
+            : EMPTY,
           request: Object.freeze({ url, params, protocol }),
         });
       },
@@ -1057,15 +1043,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         ? { clientId: conn.id }
         : { clientId: conn.id, userId: conn.userId },
     );
-    const events: SocketEvents = {
-      message: (data) => {
-        if (conn.state !== "open") return;
-        conn[kTouch]();
-        this.#receive(conn, data);
-      },
-      close: (code, reason) => conn[kTeardown](code, reason),
-      pong: () => conn[kTouch](),
-    };
+    const events = new ConnectionEvents(conn, this.#receiveFn);
     const onConnect = this.#options.onConnect;
     if (onConnect !== undefined) {
       // Hold inbound frames until the connect hook has decided.
@@ -1095,6 +1073,9 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   }
 
   // ---------------------------------------------------------------- inbound
+
+  readonly #receiveFn = (conn: Connection, data: string | Uint8Array): void =>
+    this.#receive(conn, data);
 
   #receive(conn: Connection, data: string | Uint8Array): void {
     const max = this.limits.maxMessageBytes;
@@ -1985,9 +1966,9 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     }
     this.#stopTimer();
     for (const stop of [...this.#eventStreams]) stop();
-    clearTimeout(this.#nextTurnTimer);
-    this.#nextTurnTimer = undefined;
-    this.#dirtyNextTurn = [];
+    this.#cancelFlush?.();
+    this.#cancelFlush = undefined;
+    this.#dirty = [];
     if (this.#backplane !== undefined) {
       await this.#ready.catch(() => {});
       await this.#backplane.close().catch((error) => this.#report(error, "backplane"));
@@ -2044,6 +2025,49 @@ const CLOSE_CAUSES: Record<string, string> = {
   "connection refused": "connect_refused",
   "server shutting down": "shutdown",
 };
+
+const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
+
+/** The event sink an adapter feeds for one socket (a class: no closures per connection). */
+class ConnectionEvents implements SocketEvents {
+  readonly #conn: Connection;
+  readonly #receive: (conn: Connection, data: string | Uint8Array) => void;
+
+  constructor(conn: Connection, receive: (conn: Connection, data: string | Uint8Array) => void) {
+    this.#conn = conn;
+    this.#receive = receive;
+  }
+
+  message(data: string | Uint8Array): void {
+    const conn = this.#conn;
+    if (conn.state !== "open") return;
+    conn[kTouch]();
+    this.#receive(conn, data);
+  }
+
+  close(code: number, reason: string): void {
+    this.#conn[kTeardown](code, reason);
+  }
+
+  pong(): void {
+    this.#conn[kTouch]();
+  }
+}
+
+const timers = globalThis as {
+  setImmediate?: (fn: () => void) => unknown;
+  clearImmediate?: (handle: unknown) => void;
+};
+
+/** Run `fn` on the next turn of the event loop (setImmediate where there is one). */
+function nextTurn(fn: () => void): () => void {
+  if (timers.setImmediate !== undefined && timers.clearImmediate !== undefined) {
+    const handle = timers.setImmediate(fn);
+    return () => timers.clearImmediate!(handle);
+  }
+  const handle = setTimeout(fn, 0);
+  return () => clearTimeout(handle);
+}
 
 function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === "string");

@@ -412,8 +412,8 @@ test("With a corking transport, a burst of emits becomes one write per connectio
   await b.next();
   const before = a.writes;
   for (let i = 0; i < 50; i++) hub.emit("n", i);
-  assert.equal(a.messages.length, 1, "nothing is written until the tick ends");
-  await Promise.resolve();
+  assert.equal(a.messages.length, 1, "nothing is written until the turn ends");
+  await new Promise((r) => setTimeout(r, 5));
   assert.equal(a.writes - before, 1);
   assert.equal(b.messages.filter((m) => m.type === "n").length, 50);
   assert.deepEqual(
@@ -652,7 +652,7 @@ test("With a corking transport, a burst larger than the queue goes to a socket w
   const a = await connectMemory(hub, { cork: true });
   await a.next();
   for (let i = 0; i < 100; i++) hub.emit("n", i);
-  await Promise.resolve();
+  await new Promise((r) => setTimeout(r, 5));
   assert.equal(a.isClosed, false);
   assert.deepEqual(
     a.messages.filter((m) => m.type === "n").map((m) => m.data),
@@ -783,5 +783,17 @@ test("Batched framing is refused when the hub disables it", async () => {
   const hub = new Hub({ batchFraming: false });
   const c = await connectMemory(hub, { headers: { "sec-websocket-protocol": "hubbub.batch.v1" } });
   assert.equal(c.protocol, "");
+  await hub.close();
+});
+
+test("Frames from separate events in one turn (e.g. many inbound messages) share one write", async () => {
+  const hub = new Hub();
+  const a = await connectMemory(hub, { cork: true });
+  await a.next();
+  const before = a.writes;
+  for (let i = 0; i < 10; i++) queueMicrotask(() => hub.emit("n", i));
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(a.writes - before, 1);
+  assert.equal(a.messages.filter((m) => m.type === "n").length, 10);
   await hub.close();
 });
