@@ -32,3 +32,4 @@ export * from "./src/core/errors.ts";
 export * from "./src/core/close_codes.ts";
 export * from "./src/protocol/envelope.ts";
 export * from "./src/protocol/error_codes.ts";
+export * from "./src/protocol/contract.ts";

@@ -65,6 +65,9 @@ if (only("gates")) {
     "scripts/core_compat.json",
     "mod.ts",
     "src/testing/mod.ts",
+    "src/client/mod.ts",
+    "src/backplane/redis.ts",
+    "src/backplane/broadcast_channel.ts",
   ]);
   await gate("core-compat probe: a file naming Deno fails that check", DENO, [
     "check",
@@ -81,6 +84,9 @@ if (only("gates")) {
     "src/adapters/bun.ts",
     "src/adapters/hono.ts",
     "src/testing/mod.ts",
+    "src/client/mod.ts",
+    "src/backplane/redis.ts",
+    "src/backplane/broadcast_channel.ts",
   ]);
   await gate("deno publish --dry-run", DENO, ["publish", "--dry-run", "--allow-dirty"]);
 }

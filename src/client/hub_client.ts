@@ -13,14 +13,12 @@ import type {
   ServerMessage,
   ServerMessageType,
 } from "../protocol/contract.ts";
-import { BUILTIN_TYPES } from "../protocol/envelope.ts";
+import { BATCH_PROTOCOL, BUILTIN_TYPES } from "../protocol/envelope.ts";
 import { shouldReconnect } from "../core/close_codes.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import { DisconnectedError, QueueFullError, RequestError } from "./errors.ts";
 import { EventStream } from "./_event_stream.ts";
 
-/** The subprotocol under which a server may pack several envelopes in one frame, "\n"-separated. */
-const BATCH_PROTOCOL = "hubbub.batch.v1";
 const OPEN = 1;
 
 /**

@@ -62,6 +62,13 @@ export type RequestId = string | number;
  */
 export type MessageHandler<M> = (connection: Connection, message: M) => unknown;
 
+/**
+ * The message of type `T` in the union `Msg`; on an untyped hub (no member of
+ * that type), `Msg` narrowed to `{ type: T }`.
+ */
+export type MessageOf<Msg, T> = [Extract<Msg, { type: T }>] extends [never] ? Msg & { type: T }
+  : Extract<Msg, { type: T }>;
+
 /** Options for {@linkcode Hub.on}. */
 export interface OnOptions<M> {
   /** A Standard Schema for this type only (instead of the hub's `schema`). */
@@ -670,8 +677,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    */
   on<T extends Msg["type"]>(
     type: T,
-    handler: MessageHandler<Extract<Msg, { type: T }>>,
-    options: OnOptions<Extract<Msg, { type: T }>> = {},
+    handler: MessageHandler<MessageOf<Msg, T>>,
+    options: OnOptions<MessageOf<Msg, T>> = {},
   ): this {
     if (typeof type !== "string" || type === "") {
       throw new TypeError("Cannot register handler: type must be a non-empty string");

@@ -297,7 +297,8 @@ export class MemoryClient {
  * ```
  */
 export async function connectMemory(
-  hub: Hub,
+  // deno-lint-ignore no-explicit-any
+  hub: Hub<any>,
   options: ConnectMemoryOptions = {},
 ): Promise<MemoryClient> {
   const request = new Request(options.url ?? "http://localhost/ws", {

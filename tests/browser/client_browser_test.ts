@@ -62,6 +62,9 @@ test(
       const ada = await open("ada");
       const bob = await open("bob");
       assert.equal(server.hub.roomSize("lobby"), 2);
+      for (const conn of server.hub.connections()) {
+        assert.equal(conn.request.protocol, "hubbub.batch.v1", "Chromium negotiated batching");
+      }
 
       await ada.fill("#text", "hello from ada");
       await ada.click("button");

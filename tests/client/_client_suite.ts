@@ -260,6 +260,7 @@ export function clientSuite(name: string, start: StartServer, options: TestOptio
   t("events() iterates app events in order over a burst, and ends on close", async () => {
     await withChat(async (s, open) => {
       const a = await open({ batch: true });
+      assert.equal(s.hub.connection(a.clientId!)!.request.protocol, "hubbub.batch.v1");
       await a.subscribe("ticks");
       const it = a.events();
       for (let n = 0; n < 200; n++) s.hub.emit("tick", { n }, { rooms: "ticks" });
