@@ -10,11 +10,15 @@
  *   from a member of R (else `error` `NOT_IN_ROOM`).
  * - `{"type":"whisper","to":U,"text":T}` reaches every connection of U and of the
  *   sender (so all the sender's tabs show the conversation); `error`
- *   `USER_OFFLINE` when U has no connection.
+ *   `USER_OFFLINE` when U has no connection (only without a backplane: with one,
+ *   U may be connected to another replica).
  * - Presence: room members get `presence` `{room, user, action, users}` when a
  *   user's first connection joins the room and when their last one in it closes.
  *   (The hub has no hook for a client's `unsubscribe` yet: such a leave is
  *   announced when that connection closes.)
+ * - Several replicas (pass a `backplane`, see `main.ts` and `serve.ts`): messages,
+ *   whispers and presence events reach every replica; each presence `users` list
+ *   holds the members the announcing replica knows (the page merges them).
  *
  * The only runtime-specific part is picking the adapter.
  *
@@ -159,7 +163,9 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
         hub.emit("message", { room, user, text }, { rooms: room });
       } else {
         const { to, text } = message;
-        if (hub.userConnections(to).length === 0) {
+        // Who is online is known per replica: with a backplane the recipient may be on
+        // another one, so only a hub on its own can tell that nobody will get it.
+        if (options.backplane === undefined && hub.userConnections(to).length === 0) {
           throw new MessageError("USER_OFFLINE", "Cannot whisper: user is not online", { to });
         }
         hub.emit("whisper", { from: user, to, text }, { users: [to, user] });

@@ -8,12 +8,20 @@
  *
  * Listens on `$PORT` (default 8000) on `$HOST` (default 127.0.0.1: the demo's
  * identity is a name in the URL, so keep it off the network unless you mean it).
+ *
+ * With `$REDIS_URL` set (e.g. `redis://127.0.0.1:6379`), the hub joins a Redis
+ * backplane: run two of these on two ports and they behave as one chat
+ * (see `examples/cluster/README.md`). For several cores of one machine, see
+ * `serve.ts` (`deno serve --parallel`).
+ *
  * SIGINT/SIGTERM close the hub (every client gets `connection.closed` and 1001),
  * then the server, then exit.
  *
  * @module
  */
 
+import type { Backplane } from "../../mod.ts";
+import { redisBackplane } from "../../src/backplane/redis.ts";
 import { createChatApp } from "./app.ts";
 
 /** The parts of `Bun` used here. */
@@ -43,7 +51,22 @@ function env(name: string): string | undefined {
 
 const port = Number(env("PORT") ?? 8000);
 const hostname = env("HOST") ?? "127.0.0.1";
-const app = createChatApp();
+const redisUrl = env("REDIS_URL");
+let backplane: Backplane | undefined;
+if (redisUrl) {
+  // Loaded only when asked for: the demo runs without the redis package otherwise.
+  const { createClient } = await import("redis");
+  backplane = redisBackplane({ url: redisUrl, createClient });
+}
+const app = createChatApp({ backplane });
+if (redisUrl) {
+  await app.hub.ready;
+  const health = app.hub.backplaneHealth;
+  console.log(
+    `redis backplane at ${new URL(redisUrl).host}: ` +
+      (health.ok ? "connected" : `not connected yet (${health.error}); retrying`),
+  );
+}
 const shownHost = hostname === "127.0.0.1" || hostname === "0.0.0.0" ? "localhost" : hostname;
 const announce = (p: number) => console.log(`hubbub chat demo on http://${shownHost}:${p}/`);
 

@@ -241,7 +241,12 @@ function handle({ type, data, timestamp }) {
       break;
     case "presence": {
       if (!views.has(data.room)) break;
-      view(data.room).users = data.users;
+      // Merge rather than replace: with several replicas (a backplane), each announces
+      // the members it knows locally; joins and leaves from every replica reach everyone.
+      const members = new Set(view(data.room).users.concat(data.users));
+      if (data.action === "join") members.add(data.user);
+      else members.delete(data.user);
+      view(data.room).users = [...members].sort();
       const verb = data.action === "join" ? " joined" : " left";
       addLine(data.room, { time: timestamp, text: data.user + verb, cls: "info" });
       if (data.room === current) renderMembers();

@@ -151,7 +151,7 @@ export interface RedisConnectOptions {
  * default), each plus 0–100 ms of jitter, forever. Health turns red at the
  * first error and ok once both connections are ready and every held channel
  * is subscribed again: within about `maxReconnectDelayMs` + 100 ms of Redis
- * coming back (measured here: under 1.5 s).
+ * coming back (measured: 0.15–0.4 s after a short outage, 0.9 s after a 5 s one).
  *
  * @param options URL, `createClient`, timing.
  * @returns A backplane for one hub.

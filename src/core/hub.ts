@@ -1850,7 +1850,13 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       (health) => {
         this.#bpHealth = health;
       },
-    ).then(() => this.#interest(this.#prefix + "all", true)).catch((error) => {
+    ).then(() => {
+      // `ready` means subscribed to broadcasts: await that subscription too.
+      const all = this.#prefix + "all";
+      if (this.#bpChannels.has(all)) return;
+      this.#bpChannels.add(all);
+      return bp.subscribe(all);
+    }).catch((error) => {
       this.#bpHealth = { ok: false, error: String((error as Error)?.message ?? error) };
       this.#report(error, "backplane");
     });

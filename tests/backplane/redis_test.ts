@@ -118,7 +118,8 @@ redisTest(
     // "Cannot publish: redis publisher is down", or the client's own error for a publish
     // made before it noticed the lost connection.
     assert.match(String((results[0] as PromiseRejectedResult).reason), /publish|closed|socket/i);
-    assert.ok(took < 100, `100 rejections took ${took.toFixed(1)} ms`);
+    // At once: no connect or command timeout (5 s) is waited for. Usually well under 10 ms.
+    assert.ok(took < 1000, `100 rejections took ${took.toFixed(1)} ms`);
     await server.up();
     await until(() => bp.health().ok, 10_000, "health to return");
     await bp.publish("x", "after");
