@@ -49,6 +49,31 @@ import {
   createBunHandler,
 } from "../../src/adapters/bun.ts";
 import { CHAT_PAGE } from "./page.ts";
+import { readFileSync } from "node:fs";
+
+/** Where `npm start` puts the browser build of `@hubbub/hubbub/client`. */
+export const CLIENT_BUNDLE: URL = new URL("./public/hubbub-client.js", import.meta.url);
+
+let bundle: string | undefined;
+
+/** The bundled client, read once; 503 with a hint when it has not been built. */
+function clientBundle(): Response {
+  try {
+    bundle ??= readFileSync(CLIENT_BUNDLE, "utf8");
+  } catch {
+    return new Response(
+      "The client bundle is missing: run `npm start`, or " +
+        "`node scripts/build_client_bundle.mjs examples/chat/public/hubbub-client.js`",
+      { status: 503 },
+    );
+  }
+  return new Response(bundle, {
+    headers: {
+      "content-type": "text/javascript; charset=utf-8",
+      "x-content-type-options": "nosniff",
+    },
+  });
+}
 
 /** Room names the guard allows. */
 export const ROOM_NAME: RegExp = /^[a-z0-9-]{1,32}$/;
@@ -118,7 +143,7 @@ export interface ChatApp {
 
 const PAGE_HEADERS = {
   "content-type": "text/html; charset=utf-8",
-  "content-security-policy": "default-src 'none'; script-src 'unsafe-inline'; " +
+  "content-security-policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; " +
     "style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
@@ -230,6 +255,7 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
     fetch(request, server) {
       const { pathname } = new URL(request.url);
       if (pathname === "/ws") return upgrade(request, server);
+      if (pathname === "/hubbub-client.js") return Promise.resolve(clientBundle());
       if (pathname === "/" && (request.method === "GET" || request.method === "HEAD")) {
         return Promise.resolve(new Response(CHAT_PAGE, { headers: PAGE_HEADERS }));
       }
@@ -244,8 +270,8 @@ export const chatSchema: StandardSchemaV1<unknown, ChatMessage> = {
 };
 
 const FIELDS: Record<string, readonly string[]> = {
-  message: ["type", "room", "text"],
-  whisper: ["type", "to", "text"],
+  message: ["type", "room", "text", "id"],
+  whisper: ["type", "to", "text", "id"],
 };
 
 function validateChatMessage(value: unknown): StandardSchemaResult<ChatMessage> {

@@ -91,17 +91,18 @@ export const CHAT_PAGE: string = `<!doctype html>
     </form>
   </section>
 </main>
-<script>
-"use strict";
+<script type="module">
+// The page talks to the hub through hubbub's own client (bundled to /hubbub-client.js):
+// it reconnects with backoff, re-joins its rooms and correlates replies by request id.
+import { HubClient } from "/hubbub-client.js";
 const $ = (id) => document.getElementById(id);
 const WHISPERS = "@whispers";
 const MAX_LINES = 500;
 /** name → { lines, users, unread }; WHISPERS holds whispers and errors. */
 const views = new Map();
-let ws = null;
+let client = null;
 let me = null;
 let current = WHISPERS;
-let wanted = new Set(); // rooms to rejoin after a reconnect
 
 function view(name) {
   let v = views.get(name);
@@ -151,8 +152,11 @@ function renderViews() {
       const leave = el("button", "×", "plain");
       leave.title = "leave " + name;
       leave.onclick = () => {
-        wanted.delete(name);
-        send({ type: "unsubscribe", room: name });
+        client?.unsubscribe(name).then(() => {
+          views.delete(name);
+          if (current === name) select(WHISPERS);
+          else renderViews();
+        }, showError);
       };
       li.append(leave);
     }
@@ -185,97 +189,81 @@ function setConnected(on) {
   $("connect").textContent = on ? "Disconnect" : "Connect";
 }
 
-function send(msg) {
-  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+function showError(e) {
+  addLine(WHISPERS, { time: Date.now(), text: (e.code ?? "ERROR") + ": " + e.message, cls: "err" });
 }
 
 function connect(name) {
   const url = new URL("/ws", location.href);
-  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   url.searchParams.set("user", name); // DEMO ONLY: a real app proves identity with a cookie or token
-  const socket = ws = new WebSocket(url);
-  let established = false;
+  const c = client = new HubClient(url, { batch: true, maxRetries: 20 });
   $("status").textContent = "connecting…";
   $("connect").disabled = true;
-  socket.onmessage = (e) => {
-    const msg = JSON.parse(e.data);
-    if (msg.type === "connection.established") established = true;
-    handle(msg);
-  };
-  socket.onclose = (e) => {
-    if (ws !== socket) return;
-    ws = null;
+  c.onLifecycle("open", () => {
+    me = c.userId;
+    setConnected(true);
+    $("connect").disabled = false;
+    $("status").textContent = "connected as " + me;
+  });
+  c.onLifecycle("reconnecting", ({ attempt, delayMs }) => {
+    setConnected(false);
+    $("connect").disabled = false;
+    $("status").textContent = "reconnecting in " + Math.round(delayMs) + " ms (attempt " + attempt +
+      ")… (a name must be 1 to 32 letters, digits, _ . -)";
+  });
+  c.onLifecycle("close", ({ code, reason, willReconnect }) => {
+    if (willReconnect || client !== c) return;
+    client = null;
     me = null;
     setConnected(false);
     $("connect").disabled = false;
-    $("status").textContent = established
-      ? "disconnected (" + e.code + (e.reason ? ": " + e.reason : "") + ")"
-      : "could not connect: check the name (1 to 32 letters, digits, _ . -)";
-  };
-}
-
-function handle({ type, data, timestamp }) {
-  switch (type) {
-    case "connection.established":
-      me = data.userId;
-      setConnected(true);
-      $("connect").disabled = false;
-      $("status").textContent = "connected as " + me;
-      for (const room of wanted) send({ type: "subscribe", room });
-      break;
-    case "subscribed":
-      wanted.add(data.room);
-      view(data.room);
-      select(data.room);
-      break;
-    case "unsubscribed":
-      views.delete(data.room);
-      if (current === data.room) select(WHISPERS);
-      else renderViews();
-      break;
-    case "message":
-      addLine(data.room, { time: timestamp, who: data.user, text: data.text });
-      break;
-    case "whisper":
-      addLine(WHISPERS, { time: timestamp, who: data.from + " → " + data.to, text: data.text });
-      break;
-    case "presence": {
-      if (!views.has(data.room)) break;
-      // Merge rather than replace: with several replicas (a backplane), each announces
-      // the members it knows locally; joins and leaves from every replica reach everyone.
-      const members = new Set(view(data.room).users.concat(data.users));
-      if (data.action === "join") members.add(data.user);
-      else members.delete(data.user);
-      view(data.room).users = [...members].sort();
-      const verb = data.action === "join" ? " joined" : " left";
-      addLine(data.room, { time: timestamp, text: data.user + verb, cls: "info" });
-      if (data.room === current) renderMembers();
-      break;
-    }
-    case "error":
-      addLine(WHISPERS, { time: timestamp, text: data.code + ": " + data.message, cls: "err" });
-      break;
-    case "connection.closed":
-      $("status").textContent = "closed by server: " + data.reason;
-      break;
-  }
+    $("status").textContent = "disconnected (" + code + (reason ? ": " + reason : "") + ")";
+  });
+  c.onLifecycle("error", ({ error }) => showError(error));
+  c.on("message", (data, ev) => {
+    addLine(data.room, { time: ev.timestamp, who: data.user, text: data.text });
+  });
+  c.on("whisper", (data, ev) => {
+    addLine(WHISPERS, { time: ev.timestamp, who: data.from + " → " + data.to, text: data.text });
+  });
+  c.on("presence", (data, ev) => {
+    if (!views.has(data.room)) return;
+    // Merge rather than replace: with several replicas (a backplane), each announces
+    // the members it knows locally; joins and leaves from every replica reach everyone.
+    const members = new Set(view(data.room).users.concat(data.users));
+    if (data.action === "join") members.add(data.user);
+    else members.delete(data.user);
+    view(data.room).users = [...members].sort();
+    const verb = data.action === "join" ? " joined" : " left";
+    addLine(data.room, { time: ev.timestamp, text: data.user + verb, cls: "info" });
+    if (data.room === current) renderMembers();
+  });
+  c.on("connection.closed", (data) => {
+    $("status").textContent = "closed by server: " + data.reason;
+  });
 }
 
 $("login").onsubmit = (e) => {
   e.preventDefault();
-  if (ws) ws.close(1000, "bye");
+  if (client) client.close(1000, "bye");
   else connect($("name").value.trim());
 };
 $("join").onsubmit = (e) => {
   e.preventDefault();
-  send({ type: "subscribe", room: $("room").value });
+  const room = $("room").value;
   $("room").value = "";
+  client?.subscribe(room).then(() => {
+    view(room);
+    select(room);
+  }, showError);
 };
 $("compose").onsubmit = (e) => {
   e.preventDefault();
   const text = $("text").value;
-  if (current === WHISPERS) send({ type: "whisper", to: $("to").value.trim(), text });
-  else send({ type: "message", room: current, text });
+  const sent = current === WHISPERS
+    ? client?.request("whisper", { to: $("to").value.trim(), text })
+    : client?.request("message", { room: current, text });
+  sent?.catch(showError);
   $("text").value = "";
 };
 const fromQuery = new URLSearchParams(location.search).get("user");
