@@ -68,6 +68,10 @@ if (only("gates")) {
     "src/client/mod.ts",
     "src/backplane/redis.ts",
     "src/backplane/broadcast_channel.ts",
+    "src/otel/mod.ts",
+    "src/prometheus.ts",
+    "src/asyncapi.ts",
+    "src/inspector/mod.ts",
   ]);
   await gate("core-compat probe: a file naming Deno fails that check", DENO, [
     "check",
@@ -87,6 +91,10 @@ if (only("gates")) {
     "src/client/mod.ts",
     "src/backplane/redis.ts",
     "src/backplane/broadcast_channel.ts",
+    "src/otel/mod.ts",
+    "src/prometheus.ts",
+    "src/asyncapi.ts",
+    "src/inspector/mod.ts",
   ]);
   await gate("deno publish --dry-run", DENO, ["publish", "--dry-run", "--allow-dirty"]);
 }

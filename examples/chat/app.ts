@@ -16,6 +16,8 @@
  *   user's first connection joins the room and when their last one in it closes.
  *   (The hub has no hook for a client's `unsubscribe` yet: such a leave is
  *   announced when that connection closes.)
+ * - `GET /inspect`: the hub inspector (live counts, rates, recent frames). **DEMO
+ *   ONLY** access rule: requests addressed to localhost (see `authorize` below).
  * - Several replicas (pass a `backplane`, see `main.ts` and `serve.ts`): messages,
  *   whispers and presence events reach every replica; each presence `users` list
  *   holds the members the announcing replica knows (the page merges them).
@@ -48,6 +50,7 @@ import {
   type BunWebSocketHandler,
   createBunHandler,
 } from "../../src/adapters/bun.ts";
+import { createInspector } from "../../src/inspector/mod.ts";
 import { CHAT_PAGE } from "./page.ts";
 import { readFileSync } from "node:fs";
 
@@ -141,6 +144,8 @@ export interface ChatApp {
   websocket: BunWebSocketHandler | undefined;
 }
 
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
 const PAGE_HEADERS = {
   "content-type": "text/html; charset=utf-8",
   "content-security-policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; " +
@@ -230,6 +235,14 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
     hub.emit("presence", presence, { rooms: room });
   }
 
+  // DEMO ONLY: anyone who reaches the server as "localhost" may inspect it. The Host header
+  // is the client's to set, so this protects nothing once the server listens beyond loopback
+  // (HOST=0.0.0.0): a real app checks an admin session or token here.
+  const inspector = createInspector(hub, {
+    authorize: (request) => LOOPBACK.has(new URL(request.url).hostname),
+    title: "chat demo",
+  });
+
   const isBun = (globalThis as { Bun?: unknown }).Bun !== undefined;
   const isDeno = (globalThis as { Deno?: unknown }).Deno !== undefined;
   let websocket: BunWebSocketHandler | undefined;
@@ -252,7 +265,9 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
   return {
     hub,
     websocket,
-    fetch(request, server) {
+    async fetch(request, server) {
+      const inspected = await inspector.fetch(request);
+      if (inspected !== undefined) return inspected;
       const { pathname } = new URL(request.url);
       if (pathname === "/ws") return upgrade(request, server);
       if (pathname === "/hubbub-client.js") return Promise.resolve(clientBundle());

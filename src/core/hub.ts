@@ -6,7 +6,14 @@
  */
 
 import type { StandardSchemaResult, StandardSchemaV1 } from "./standard_schema.ts";
-import type { HubEvent, HubEventsOptions, HubStats, Traffic } from "./hub_stats.ts";
+import type {
+  FrameInfo,
+  FrameWrapper,
+  HubEvent,
+  HubEventsOptions,
+  HubStats,
+  Traffic,
+} from "./hub_stats.ts";
 import {
   type EndpointInfo,
   type HubDescription,
@@ -490,6 +497,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   readonly #closes = new Map<string, number>();
   readonly #refused = new Map<string, number>();
   readonly #observers = new Set<(event: HubEvent) => void>();
+  #frameWrappers: readonly FrameWrapper[] = [];
   readonly #eventStreams = new Set<() => void>();
   readonly #rateLimit: RateLimitSettings | undefined;
   readonly #limiters = new WeakMap<Connection, RateLimiter>();
@@ -1152,34 +1160,110 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   #handle(conn: Connection, data: string | Uint8Array): Promise<void> | undefined {
     if (typeof data !== "string") {
       this.#countIn(conn, "binary", data.byteLength);
-      const onBinary = this.#options.onBinary;
-      if (onBinary === undefined) {
-        this.#error(conn, ErrorCode.INVALID_INPUT, "Binary frames are not accepted");
-        return;
+      if (this.#frameWrappers.length > 0) {
+        return this.#wrapped(conn, "binary", data.byteLength, () => this.#binary(conn, data));
       }
-      return this.#callHook(conn, "binary", () => onBinary(conn, data));
+      return this.#binary(conn, data);
     }
     let msg: unknown;
     try {
       msg = JSON.parse(data);
     } catch {
-      this.#countIn(conn, "invalid", data.length);
-      this.#error(conn, ErrorCode.INVALID_JSON, "Message is not valid JSON");
-      return;
+      return this.#invalid(conn, data.length, ErrorCode.INVALID_JSON, "Message is not valid JSON");
     }
     if (typeof msg !== "object" || msg === null || Array.isArray(msg)) {
-      this.#countIn(conn, "invalid", data.length);
-      this.#error(conn, ErrorCode.INVALID_INPUT, "Message must be a JSON object");
-      return;
+      return this.#invalid(
+        conn,
+        data.length,
+        ErrorCode.INVALID_INPUT,
+        "Message must be a JSON object",
+      );
     }
     const message = msg as InboundMessage;
     const type = message.type;
     if (typeof type !== "string" || type === "") {
-      this.#countIn(conn, "invalid", data.length);
-      this.#error(conn, ErrorCode.INVALID_INPUT, "Message must have a string type");
-      return;
+      return this.#invalid(
+        conn,
+        data.length,
+        ErrorCode.INVALID_INPUT,
+        "Message must have a string type",
+      );
     }
     this.#countIn(conn, type, data.length);
+    if (this.#frameWrappers.length > 0) {
+      return this.#wrapped(conn, type, data.length, () => this.#dispatch(conn, message, type));
+    }
+    return this.#dispatch(conn, message, type);
+  }
+
+  #binary(conn: Connection, data: Uint8Array): Promise<void> | undefined {
+    const onBinary = this.#options.onBinary;
+    if (onBinary === undefined) {
+      this.#error(conn, ErrorCode.INVALID_INPUT, "Binary frames are not accepted");
+      return;
+    }
+    return this.#callHook(conn, "binary", () => onBinary(conn, data));
+  }
+
+  #invalid(conn: Connection, bytes: number, code: string, text: string): undefined {
+    this.#countIn(conn, "invalid", bytes);
+    if (this.#frameWrappers.length > 0) {
+      this.#wrapped(conn, "invalid", bytes, () => void this.#error(conn, code, text));
+    } else {
+      this.#error(conn, code, text);
+    }
+    return undefined;
+  }
+
+  /** Run `run` inside every `aroundFrame` wrapper (first added = outermost). */
+  #wrapped(
+    conn: Connection,
+    type: string,
+    bytes: number,
+    run: () => Promise<void> | undefined,
+  ): Promise<void> | undefined {
+    const frame: FrameInfo = {
+      clientId: conn.id,
+      userId: conn.userId,
+      type,
+      bytes,
+      at: this.#clock.now(),
+    };
+    let next = run;
+    for (let i = this.#frameWrappers.length - 1; i >= 0; i--) {
+      const wrapper = this.#frameWrappers[i];
+      const inner = next;
+      next = () => {
+        let ran = false;
+        let result: Promise<void> | undefined;
+        const handle = () => {
+          if (ran) return result;
+          ran = true;
+          return result = inner();
+        };
+        let out: Promise<unknown> | void;
+        try {
+          out = wrapper(frame, handle);
+        } catch (error) {
+          this.#report(error, "observer");
+          return handle();
+        }
+        if (!ran) {
+          this.#report(new Error("aroundFrame: the wrapper did not call handle()"), "observer");
+          return handle();
+        }
+        // A rejecting wrapper must not stall this connection's inbound queue; one that
+        // returns nothing still has the hub wait for an async handler.
+        if (out instanceof Promise) {
+          return out.then(() => {}, (error) => this.#report(error, "observer"));
+        }
+        return result;
+      };
+    }
+    return next();
+  }
+
+  #dispatch(conn: Connection, message: InboundMessage, type: string): Promise<void> | undefined {
     const id = message.id;
     if (
       id !== undefined &&
@@ -1691,6 +1775,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     const top = options.topRooms ?? 10;
     const topRooms: { room: string; members: number }[] = [];
     for (const [room, set] of this.#rooms) {
+      if (top <= 0) break;
       if (topRooms.length < top || set.size > topRooms[topRooms.length - 1].members) {
         topRooms.push({ room, members: set.size });
         topRooms.sort((a, b) => b.members - a.members);
@@ -1797,6 +1882,43 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         this.#report(error, "observer");
       }
     }
+  }
+
+  /**
+   * Wrap the handling of every accepted inbound frame (after the rate limit):
+   * validation, the built-in or the app's handler, and the reply. Call
+   * `handle()` exactly once, synchronously: it returns a promise only while an
+   * async handler is in flight. The hub waits for that promise, or for the one
+   * the wrapper returns, before the connection's next frame. For tracing (a
+   * span around the handler, active while it runs) and timing.
+   *
+   * - Wrappers nest in the order added (the first is outermost).
+   * - A wrapper that throws, or returns without calling `handle()`, is
+   *   reported to `onError` (source `"observer"`) and the frame is handled anyway.
+   * - Handler errors never reach the wrapper: they become `error` replies.
+   *
+   * @param fn The wrapper.
+   * @returns A function that removes it.
+   * @example
+   * ```ts
+   * import { Hub } from "@hubbub/hubbub";
+   * const hub = new Hub();
+   * const stop = hub.aroundFrame((frame, handle) => {
+   *   const t0 = performance.now();
+   *   const done = () => console.log(frame.type, performance.now() - t0, "ms");
+   *   const pending = handle();
+   *   if (pending === undefined) done();
+   *   else return pending.finally(done);
+   * });
+   * stop();
+   * await hub.close();
+   * ```
+   */
+  aroundFrame(fn: FrameWrapper): () => void {
+    this.#frameWrappers = [...this.#frameWrappers, fn];
+    return () => {
+      this.#frameWrappers = this.#frameWrappers.filter((w) => w !== fn);
+    };
   }
 
   #countIn(conn: Connection, type: string, bytes: number): void {

@@ -128,3 +128,27 @@ export interface HubEventsOptions {
    */
   bufferSize?: number;
 }
+
+/** The accepted inbound frame an `aroundFrame` wrapper is wrapping. */
+export interface FrameInfo {
+  /** Client id. */
+  readonly clientId: string;
+  /** User id, if any (before the frame is handled: `authenticate` may set it). */
+  readonly userId: string | undefined;
+  /** Message type (`"binary"` for binary frames, `"invalid"` if unparsable). */
+  readonly type: string;
+  /** Frame size (UTF-16 units for text). */
+  readonly bytes: number;
+  /** When it was accepted (Unix ms, the hub's clock). */
+  readonly at: number;
+}
+
+/**
+ * Wraps the handling of one inbound frame (see `hub.aroundFrame()`): call
+ * `handle()` once, synchronously; return nothing, or a promise the hub waits
+ * for before the connection's next frame.
+ */
+export type FrameWrapper = (
+  frame: FrameInfo,
+  handle: () => Promise<void> | undefined,
+) => Promise<unknown> | void;

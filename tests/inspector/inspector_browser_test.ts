@@ -1,0 +1,199 @@
+// The inspector page in a real browser (Debian's headless Chromium driven by
+// playwright-core), on Bun: real clients chat over real sockets and the page's
+// numbers follow. Screenshot: test-output/inspector.png (docs/inspector.png for the README:
+// written when missing, refreshed with HUBBUB_UPDATE_DOCS=1).
+import assert from "node:assert/strict";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Hub } from "../../mod.ts";
+import { createBunHandler } from "../../src/adapters/bun.ts";
+import { createInspector } from "../../src/inspector/mod.ts";
+import { TestClient } from "../_ws_client.ts";
+import { isBun, test } from "../_harness.ts";
+
+// deno-lint-ignore no-explicit-any
+const g = globalThis as any;
+// The page's DOM, for the functions playwright runs in the browser.
+declare const document: { getElementById(id: string): { textContent: string | null } | null };
+const env = g.process?.env ?? {};
+const CHROMIUM: string = env.HUBBUB_CHROMIUM ?? "/usr/bin/chromium";
+const hasChromium = existsSync(CHROMIUM);
+const root = new URL("../../", import.meta.url).pathname;
+
+if (isBun && !hasChromium) {
+  console.warn(
+    "\n" + "!".repeat(78) + "\n" +
+      `!! SKIPPING the inspector browser test: ${CHROMIUM} is missing.\n` +
+      "!! Install it with: apt-get update && apt-get install -y chromium\n" +
+      "!".repeat(78) + "\n",
+  );
+}
+
+function startServer() {
+  const hub = new Hub({
+    endpoint: { description: "Chat demo", tags: ["chat"] },
+    identify: (req) => {
+      const user = new URL(req.url).searchParams.get("user");
+      return user ? { userId: user } : null;
+    },
+    canJoin: () => true,
+    onMessage: (conn, msg) => {
+      if (msg.type === "say" && typeof msg.room === "string" && conn.rooms.has(msg.room)) {
+        hub.emit("said", { from: conn.userId, text: msg.text }, { rooms: msg.room });
+      }
+    },
+    onError: () => {},
+  });
+  const inspector = createInspector(hub, {
+    authorize: (req) => new URL(req.url).hostname === "127.0.0.1",
+    intervalMs: 200,
+    recentFrames: 12,
+  });
+  const ws = createBunHandler(hub);
+  const server = g.Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(req: Request, srv: unknown) {
+      const res = await inspector.fetch(req);
+      if (res !== undefined) return res;
+      if (new URL(req.url).pathname === "/ws") return ws.upgrade(req, srv as never);
+      return new Response("not found", { status: 404 });
+    },
+    websocket: ws.websocket,
+  });
+  const port: number = server.port;
+  return {
+    hub,
+    port,
+    url: (user: string) => `ws://127.0.0.1:${port}/ws?user=${user}`,
+    close: async () => {
+      inspector.close();
+      await hub.close();
+      await server.stop(true);
+    },
+  };
+}
+
+test(
+  "The inspector page in Chromium follows real clients: connections, users, rooms, frames",
+  async () => {
+    const { chromium } = await import("playwright-core");
+    const server = startServer();
+    const profile = mkdtempSync(join(tmpdir(), "hubbub-inspector-"));
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1180, height: 900 },
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    const clients: TestClient[] = [];
+    const pageErrors: string[] = [];
+    let chatter: ReturnType<typeof setInterval> | undefined;
+    try {
+      const page = await context.newPage();
+      page.on("pageerror", (e) => pageErrors.push(e.message));
+      page.on("console", (m) => {
+        if (m.type() === "error") pageErrors.push(m.text());
+      });
+      await page.goto(`http://127.0.0.1:${server.port}/inspect`);
+      await page.waitForSelector("body[data-state='live']", { timeout: 10_000 });
+      const text = (id: string, value: string) =>
+        page.waitForFunction(
+          ([i, v]) => document.getElementById(i)?.textContent === v,
+          [id, value] as const,
+          { timeout: 10_000 },
+        );
+      await text("connections", "0");
+
+      for (const user of ["ada", "bob", "cy", "dee"]) {
+        const c = await TestClient.connect(server.url(user));
+        await c.clientId();
+        clients.push(c);
+      }
+      await text("connections", "4");
+      await text("users", "4");
+
+      const [ada, bob, cy, dee] = clients;
+      for (const c of clients) await c.request({ type: "subscribe", room: "lobby" }, "subscribed");
+      for (const c of [ada, bob]) await c.request({ type: "subscribe", room: "dev" }, "subscribed");
+      await cy.request({ type: "subscribe", room: "random" }, "subscribed");
+      await text("rooms", "3");
+
+      for (let i = 0; i < 5; i++) {
+        ada.send({ type: "say", room: "lobby", text: `hello ${i}` });
+        await dee.next("said");
+      }
+      bob.send({ type: "say", room: "dev", text: "ship it" });
+      await ada.next("said");
+      // 7 subscribes + 6 says.
+      await text("in-total", "13");
+      // Deliveries: 7 subscribed + 4 established + 5 × 4 lobby + 2 dev.
+      await text("out-total", String(7 + 4 + 5 * 4 + 2));
+      await text("emits", "6");
+      const refused = await TestClient.status(`ws://127.0.0.1:${server.port}/ws`);
+      assert.equal(refused, 401);
+      await page.waitForFunction(
+        () => document.getElementById("refused")?.textContent?.includes("identify"),
+        undefined,
+        { timeout: 10_000 },
+      );
+
+      const rooms = await page.locator("#top-rooms tr").allTextContents();
+      assert.deepEqual(rooms, ["lobby4", "dev2", "random1"]);
+      const frames = await page.locator("#frames tr td:nth-child(2)").allTextContents();
+      assert.equal(frames[0], "say");
+      assert.equal(frames.length, 12, "the last 12 frames");
+      const firstRow = await page.locator("#frames tr").first().textContent();
+      assert.ok(firstRow?.includes("bob"), firstRow ?? "");
+      const html = await page.content();
+      assert.doesNotMatch(html, /ship it|hello \d/, "no payloads on the page");
+
+      await dee.shut();
+      await text("connections", "3");
+      await page.waitForFunction(
+        () => document.getElementById("closes")?.textContent?.includes("client"),
+        undefined,
+        { timeout: 10_000 },
+      );
+      assert.deepEqual(pageErrors, []);
+
+      // Steady chatter until the page shows a non-zero rate, for the screenshot.
+      let n = 0;
+      chatter = setInterval(() => cy.send({ type: "say", room: "random", text: `${n++}` }), 10);
+      await page.waitForFunction(
+        () =>
+          !["0", "–"].includes(
+            document.getElementById("in-rate")?.textContent ?? "0",
+          ),
+        undefined,
+        { timeout: 10_000 },
+      );
+      clearInterval(chatter);
+      mkdirSync(join(root, "test-output"), { recursive: true });
+      mkdirSync(join(root, "docs"), { recursive: true });
+      const shot = join(root, "test-output/inspector.png");
+      await page.screenshot({ path: shot, fullPage: true });
+      // The README's image: written when missing, or refreshed with HUBBUB_UPDATE_DOCS=1
+      // (not on every run, so a test run leaves the work tree clean).
+      const doc = join(root, "docs/inspector.png");
+      if (!existsSync(doc) || env.HUBBUB_UPDATE_DOCS === "1") copyFileSync(shot, doc);
+    } finally {
+      clearInterval(chatter);
+      for (const c of clients) await c.shut();
+      await context.close();
+      await server.close();
+      rmSync(profile, { recursive: true, force: true });
+    }
+  },
+  { if: isBun && hasChromium, timeout: 60_000 },
+);
