@@ -120,6 +120,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   #waiting = false;
   #abort: AbortController | undefined;
   #flushFn: (() => void) | undefined;
+  #sendOne: ((frame: Frame) => boolean) | undefined;
   #writer: Promise<void> | undefined;
   #lastSeen: number;
 
@@ -394,8 +395,12 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
 
   /** Send queued frames while the socket has room. */
   #drainSync(): void {
-    const transport = this.#transport;
     const queue = this.#queue;
+    if (!this.#batch) {
+      // The hot path: one pass over the queue, bookkeeping once at the end.
+      queue.drainWhile(this.#sendOne ??= (frame) => this.#sendFrame(frame));
+      return;
+    }
     let frame: Frame | undefined;
     while ((frame = queue.shift()) !== undefined) {
       if (this.#batch && typeof frame === "string") {
@@ -409,14 +414,19 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
           next = queue.peek();
         }
       }
-      const status = transport.send(frame);
-      if (status > 0) continue;
-      if (status === 0) {
-        this.#overflow();
-        return;
-      }
-      if (transport.bufferedAmount() >= this.#hwm) return;
+      if (!this.#sendFrame(frame)) return;
     }
+  }
+
+  /** Send one frame; `false` when the socket is full (or dropped it) and writing must stop. */
+  #sendFrame(frame: Frame): boolean {
+    const status = this.#transport.send(frame);
+    if (status > 0) return true;
+    if (status === 0) {
+      this.#overflow();
+      return false;
+    }
+    return this.#transport.bufferedAmount() < this.#hwm;
   }
 
   #startWriter(): void {

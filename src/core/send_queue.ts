@@ -135,6 +135,38 @@ export class SendQueue implements AsyncIterable<Frame> {
     return frame;
   }
 
+  /**
+   * Hand frames to `send`, oldest first, until it returns `false` (that frame
+   * counts as taken) or the queue is empty. One pass, bookkeeping once: the
+   * writer's hot path.
+   *
+   * @param send Takes one frame; returns whether to go on.
+   */
+  drainWhile(send: (frame: Frame) => boolean): void {
+    const frames = this.#frames;
+    const sizes = this.#sizes;
+    const end = frames.length;
+    let i = this.#head;
+    let bytes = 0;
+    while (i < end) {
+      const frame = frames[i];
+      bytes += sizes[i];
+      i++;
+      if (!send(frame)) break;
+    }
+    if (this.#frames !== frames) return; // cleared by `send` (the connection closed)
+    this.#bytes -= bytes;
+    if (i >= frames.length) {
+      this.#frames = [];
+      this.#sizes = [];
+      this.#head = 0;
+    } else {
+      this.#frames = frames.slice(i);
+      this.#sizes = sizes.slice(i);
+      this.#head = 0;
+    }
+  }
+
   /** Drop every queued frame. */
   clear(): void {
     this.#frames = [];

@@ -57,3 +57,35 @@ test("SendQueue rejects non-positive limits", () => {
   assert.throws(() => new SendQueue({ maxMessages: 0 }), RangeError);
   assert.throws(() => new SendQueue({ maxBytes: -1 }), RangeError);
 });
+
+test("SendQueue.drainWhile() takes frames in order until told to stop, keeping the rest", () => {
+  const q = new SendQueue();
+  for (let i = 0; i < 5; i++) q.push(String(i), 2);
+  const seen: string[] = [];
+  q.drainWhile((f) => {
+    seen.push(f as string);
+    return f !== "2";
+  });
+  assert.deepEqual(seen, ["0", "1", "2"]);
+  assert.equal(q.length, 2);
+  assert.equal(q.bytes, 4);
+  q.push("5", 2);
+  const rest: string[] = [];
+  q.drainWhile((f) => rest.push(f as string) > 0);
+  assert.deepEqual(rest, ["3", "4", "5"]);
+  assert.equal(q.length, 0);
+  assert.equal(q.bytes, 0);
+});
+
+test("SendQueue.drainWhile() survives the queue being cleared from inside send", () => {
+  const q = new SendQueue();
+  for (let i = 0; i < 3; i++) q.push(String(i), 1);
+  q.drainWhile(() => {
+    q.clear();
+    return false;
+  });
+  assert.equal(q.length, 0);
+  assert.equal(q.bytes, 0);
+  assert.equal(q.push("x", 1), true);
+  assert.equal(q.shift(), "x");
+});
