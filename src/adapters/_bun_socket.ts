@@ -15,6 +15,8 @@ export interface BunSocketLike {
   ping(data?: string): number;
   /** Start the closing handshake. */
   close(code?: number, reason?: string): void;
+  /** Close at once, without a closing handshake. */
+  terminate(): void;
   /** 0 connecting, 1 open, 2 closing, 3 closed. */
   readonly readyState: number;
 }
@@ -97,6 +99,25 @@ class BunTransport implements Transport {
       this.#ws.close(code, reason);
     } catch { /* already closed */ }
   }
+
+  terminate(): void {
+    try {
+      this.#ws.terminate();
+    } catch { /* already closed */ }
+  }
+}
+
+/**
+ * Bun's `idleTimeout` (seconds) for hub sockets. The hub pings and times out
+ * open connections itself; Bun's timer is the backstop for sockets the hub has
+ * already closed: after `ws.close()` Bun waits for the peer, and without an
+ * idle timeout a peer that never reads keeps the socket forever. A little
+ * longer than the hub's own timeout (Bun's timer ticks every 4 s); 0 (off) if
+ * that is over Bun's maximum of 960 s.
+ */
+export function bunIdleTimeout(limits: HubLimits): number {
+  const seconds = Math.ceil(limits.idleTimeoutMs / 1000) + 4;
+  return seconds <= 960 ? seconds : 0;
 }
 
 /** Normalise a Bun message (string or Buffer) to a string or bytes. */

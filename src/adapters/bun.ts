@@ -5,7 +5,8 @@
  * - Writes are coalesced per socket per tick inside `ws.cork()`.
  * - Backpressure: `send()` status plus `drain`, resuming under the hub's low watermark.
  * - Keepalive: the hub pings (`ws.ping()`) and times out silent sockets itself;
- *   Bun's own idle timeout is off.
+ *   Bun's own idle timeout is only a backstop for sockets the hub already
+ *   closed (a peer that never reads would otherwise keep one open forever).
  *
  * @example
  * ```ts ignore
@@ -30,6 +31,7 @@ import type { Hub } from "../core/hub.ts";
 import type { AcceptedUpgrade } from "../core/hub.ts";
 export type { BunSocketLike, BunSocketState };
 import {
+  bunIdleTimeout,
   bunMessageData,
   type BunSocketLike,
   type BunSocketState,
@@ -70,7 +72,7 @@ export interface BunWebSocketHandler {
   pong(ws: BunServerSocket): void;
   /** Largest frame Bun accepts before closing with 1009 itself. */
   maxPayloadLength: number;
-  /** Bun's own idle timeout: off (the hub times out silent sockets). */
+  /** Bun's idle timeout: a backstop for closed sockets (the hub times out open ones). */
   idleTimeout: number;
   /** Bun's own pings: off (the hub pings). */
   sendPings: boolean;
@@ -139,7 +141,7 @@ export function createBunHandler(hub: Hub<any>): BunHandler {
         ws.data.state.events?.pong();
       },
       maxPayloadLength: limits.maxMessageBytes + 1024,
-      idleTimeout: 0,
+      idleTimeout: bunIdleTimeout(limits),
       sendPings: false,
       backpressureLimit: Math.max(16 * 1024 * 1024, limits.highWaterMark * 4),
       closeOnBackpressureLimit: false,

@@ -41,6 +41,7 @@ import type { AcceptedUpgrade, Hub } from "../core/hub.ts";
 import type { SocketEvents, Transport } from "../core/transport.ts";
 import { closeCode, messageData, type WebSocketLike, webSocketTransport } from "./_web_socket.ts";
 import {
+  bunIdleTimeout,
   bunMessageData,
   type BunSocketLike,
   type BunSocketState,
@@ -193,7 +194,7 @@ export interface BunBackpressureWebSocket extends HonoBunWebSocket {
   pong(ws: object): void;
   /** See `createBunHandler`. */
   maxPayloadLength: number;
-  /** Bun's idle timeout: off; the hub pings and times out. */
+  /** Bun's idle timeout: a backstop for closed sockets (the hub times out open ones). */
   idleTimeout: number;
   /** Bun's pings: off; the hub pings. */
   sendPings: boolean;
@@ -229,7 +230,7 @@ export function withBunBackpressure(
     drain: (ws) => bunStates.get(ws)?.drained?.(),
     pong: (ws) => bunStates.get(ws)?.events?.pong(),
     maxPayloadLength: limits.maxMessageBytes + 1024,
-    idleTimeout: 0,
+    idleTimeout: bunIdleTimeout(limits),
     sendPings: false,
     backpressureLimit: Math.max(16 * 1024 * 1024, limits.highWaterMark * 4),
     closeOnBackpressureLimit: false,

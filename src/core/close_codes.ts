@@ -17,6 +17,13 @@
  * | 4002 | `RATE_LIMITED` | the client kept sending over its rate limit | yes, with backoff |
  * | 4003 | `REPLACED` | the server closed this connection in favour of another | no |
  *
+ * A client can also see codes that come from the runtime, not from hubbub: 1002
+ * (a malformed frame), 1007 (invalid UTF-8 in a text frame; Bun), 1009 from the
+ * runtime itself for a frame far over the limit (Bun), and 1005/1006 when the
+ * connection ends without a close frame: Deno ends protocol errors that way, may
+ * drop the close frame when a client keeps sending after the server closed, and a
+ * slow client (4000) is terminated without one on Bun. Reconnect after any of them.
+ *
  * @module
  */
 

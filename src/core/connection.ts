@@ -118,6 +118,8 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   readonly #coalesce: boolean;
   readonly #batch: boolean;
   #waiting = false;
+  /** The last send left the socket over its high-water mark: wait for it to drain. */
+  #full = false;
   #abort: AbortController | undefined;
   #flushFn: (() => void) | undefined;
   #sendOne: ((frame: Frame) => boolean) | undefined;
@@ -280,10 +282,19 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       ]);
       clearTimeout(timer);
     }
-    if (this.#state === CLOSING) this.#finish(code, reason);
+    // Still backed up at the deadline: the peer is not reading, so cut it off.
+    if (this.#state === CLOSING) this.#finish(code, reason, this.#waiting);
   }
 
-  #finish(code: number, reason: string): void {
+  /** Send `connection.closed` and close; or, for a peer that is not reading, terminate. */
+  #finish(code: number, reason: string, terminate = false): void {
+    const transport = this.#transport;
+    if (terminate && transport.terminate !== undefined) {
+      // Teardown first, so the hub records this code, not the runtime's for the abort.
+      this[kTeardown](code, reason);
+      transport.terminate();
+      return;
+    }
     try {
       this.#transport.send(encodeEnvelope(ServerEvent.CLOSED, { code, reason }, this.#owner.now()));
     } catch { /* the socket may already be gone */ }
@@ -332,7 +343,10 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   [kFlush](): void {
     if (this.#state !== OPEN || this.#waiting) return;
     this.#sendQueued();
-    if (this.#queue.length > 0) this.#startWriter();
+    // Also when the queue is empty but the last send filled the socket: otherwise the next
+    // flush would send straight into it again, and a trickle would never be queued (Bun
+    // buffers up to its backpressureLimit, 16 MiB, before it drops anything).
+    if (this.#queue.length > 0 || this.#full) this.#startWriter();
   }
 
   /** @internal The socket closed or the hub tore the connection down. Idempotent. */
@@ -379,7 +393,12 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
 
   #overflow(): false {
     this.#owner.slow(this);
-    this.close(CloseCode.SLOW_CLIENT, "slow client");
+    if (this.#state === OPEN) {
+      // Not reading: drop it rather than queue a close frame behind its backlog.
+      this.#state = CLOSING;
+      this.#queue.clear();
+      this.#finish(CloseCode.SLOW_CLIENT, "slow client", true);
+    }
     return false;
   }
 
@@ -426,7 +445,9 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       this.#overflow();
       return false;
     }
-    return this.#transport.bufferedAmount() < this.#hwm;
+    if (this.#transport.bufferedAmount() < this.#hwm) return true;
+    this.#full = true;
+    return false;
   }
 
   #startWriter(): void {
@@ -441,6 +462,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     try {
       while (this.#state !== CLOSED) {
         await this.#transport.writable(this.#lwm, signal);
+        this.#full = false;
         if (this.#state === CLOSED) return;
         this.#sendQueued();
         if (this.#queue.length === 0) return;

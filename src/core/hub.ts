@@ -476,6 +476,14 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   >();
   readonly #owner: ConnectionOwner;
   #pendingUpgrades = 0;
+  /** Sockets whose transport has not reported its close yet. */
+  readonly #socketOpen = new WeakSet<Connection>();
+  /**
+   * Connections the hub closed whose socket the runtime still holds (Deno waits
+   * for the peer's close frame, forever if it never comes). They still count
+   * toward `maxConnections`, so closed-but-held sockets cannot pile up unbounded.
+   */
+  readonly #lingering = new Set<Connection>();
   #dirty: Connection[] = [];
   #cancelFlush: (() => void) | undefined;
   #timer: unknown;
@@ -913,7 +921,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     if (!this.#originOk(request.headers.get("origin"), request.url)) {
       return this.#refuse("origin", 403, "Origin not allowed");
     }
-    if (this.#closed || this.#clients.size + this.#pendingUpgrades >= this.limits.maxConnections) {
+    const held = this.#clients.size + this.#pendingUpgrades + this.#lingering.size;
+    if (this.#closed || held >= this.limits.maxConnections) {
       return this.#refuse("max_connections", 503, "Too many connections", { "retry-after": "5" });
     }
     if (this.#pendingUpgrades >= this.limits.maxPendingUpgrades) {
@@ -1058,7 +1067,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         ? { clientId: conn.id }
         : { clientId: conn.id, userId: conn.userId },
     );
-    const events = new ConnectionEvents(conn, this.#receiveFn);
+    this.#socketOpen.add(conn);
+    const events = new ConnectionEvents(conn, this.#receiveFn, this.#socketGone);
     const onConnect = this.#options.onConnect;
     if (onConnect !== undefined) {
       // Hold inbound frames until the connect hook has decided.
@@ -1552,8 +1562,13 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       return;
     }
     try {
-      onError(error, source);
+      swallow(onError(error, source));
     } catch { /* the error reporter itself failed: nothing more to do */ }
+  }
+
+  /** A hook typed `void` may still be async: report its rejection instead of crashing. */
+  #settle(result: unknown, source: HubErrorSource): void {
+    if (isThenable(result)) result.then(undefined, (error) => this.#report(error, source));
   }
 
   #track(promise: Promise<unknown>): void {
@@ -1601,10 +1616,11 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     cause: LeaveCause | undefined,
   ): void {
     if (hook === undefined) return;
+    const source = cause === undefined ? "join" : "leave";
     try {
-      hook(conn, room, cause as LeaveCause);
+      this.#settle(hook(conn, room, cause as LeaveCause), source);
     } catch (error) {
-      this.#report(error, cause === undefined ? "join" : "leave");
+      this.#report(error, source);
     }
   }
 
@@ -1627,9 +1643,16 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     }
   }
 
+  /** The transport reported its socket closed (after or before the hub's own teardown). */
+  readonly #socketGone = (conn: Connection): void => {
+    this.#socketOpen.delete(conn);
+    this.#lingering.delete(conn);
+  };
+
   #removed(conn: Connection, code: number, reason: string, byServer: boolean): void {
     if (this.#clients.get(conn.id) !== conn) return;
     this.#clients.delete(conn.id);
+    if (this.#socketOpen.has(conn)) this.#lingering.add(conn);
     if (conn.userId !== undefined) this.#unindexUser(conn, conn.userId);
     this.#interest(this.#prefix + "client:" + conn.id, false);
     const rooms = [...conn[kRooms]];
@@ -1877,7 +1900,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   #notify(event: HubEvent): void {
     for (const fn of this.#observers) {
       try {
-        fn(event);
+        this.#settle(fn(event), "observer");
       } catch (error) {
         this.#report(error, "observer");
       }
@@ -2167,10 +2190,16 @@ const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
 class ConnectionEvents implements SocketEvents {
   readonly #conn: Connection;
   readonly #receive: (conn: Connection, data: string | Uint8Array) => void;
+  readonly #gone: (conn: Connection) => void;
 
-  constructor(conn: Connection, receive: (conn: Connection, data: string | Uint8Array) => void) {
+  constructor(
+    conn: Connection,
+    receive: (conn: Connection, data: string | Uint8Array) => void,
+    gone: (conn: Connection) => void,
+  ) {
     this.#conn = conn;
     this.#receive = receive;
+    this.#gone = gone;
   }
 
   message(data: string | Uint8Array): void {
@@ -2181,6 +2210,7 @@ class ConnectionEvents implements SocketEvents {
   }
 
   close(code: number, reason: string): void {
+    this.#gone(this.#conn);
     this.#conn[kTeardown](code, reason);
   }
 
@@ -2234,6 +2264,15 @@ function fromBase64(s: string): Uint8Array {
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof (v as PromiseLike<unknown> | null)?.then === "function";
+}
+
+/** Ignore a rejection of what a void-typed callback returned (an async function, say). */
+function swallow(result: unknown): void {
+  if (isThenable(result)) result.then(undefined, () => {});
 }
 
 function clip(s: string): string {

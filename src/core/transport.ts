@@ -33,6 +33,14 @@ export interface Transport {
   /** Start the closing handshake. Must be safe to call more than once. */
   close(code: number, reason: string): void;
   /**
+   * Optional: drop the connection now, without a closing handshake. The hub
+   * uses it for a peer that stopped reading (a slow client, or one still
+   * backed up at the `close({ drainMs })` deadline): a close frame would wait
+   * behind data that peer never reads, and some runtimes (Bun) then keep the
+   * socket open indefinitely. Must be safe in any state.
+   */
+  terminate?(): void;
+  /**
    * Optional: run `fn` with all its sends coalesced into as few writes as the
    * runtime can (Bun's `ws.cork`). When present, the hub queues frames and
    * flushes every socket once per tick inside it.

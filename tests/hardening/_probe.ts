@@ -80,6 +80,22 @@ export function heldServerSockets(port: number): number {
   return n;
 }
 
+/**
+ * What the kernel can hold for one loopback connection whose reader stopped: the sender's
+ * largest send buffer plus the receiver's default receive buffer (from /proc, else 8 MiB).
+ * @returns Bytes.
+ */
+export function kernelBuffering(): number {
+  try {
+    const field = (file: string, i: number) =>
+      Number(readFileSync(`/proc/sys/net/ipv4/${file}`, "utf8").trim().split(/\s+/)[i]);
+    const total = field("tcp_wmem", 2) + field("tcp_rmem", 1);
+    return Number.isFinite(total) ? total : 8 * 1024 * 1024;
+  } catch {
+    return 8 * 1024 * 1024;
+  }
+}
+
 /** Percentile of a sample (nearest rank). */
 export function percentile(sample: number[], p: number): number {
   if (sample.length === 0) return NaN;

@@ -22,6 +22,7 @@ import {
   canReadTcp,
   DOCUMENTED_CLOSE_CODES,
   heldServerSockets,
+  kernelBuffering,
   memory,
   mib,
   percentile,
@@ -705,6 +706,46 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
       } finally {
         for (const x of stalled) await x.destroy();
         await Promise.all(readers.map((r) => r.shut()));
+        await s.close();
+      }
+    },
+  );
+
+  t(
+    "a reader that stops reading a trickle is closed once its backlog passes the hub's limits",
+    async () => {
+      const limits = {
+        highWaterMark: 64 * 1024,
+        lowWaterMark: 16 * 1024,
+        maxQueueBytes: 256 * 1024,
+        maxQueueMessages: 10_000,
+      };
+      const closes: number[] = [];
+      const s = await start({ ...limits, onDisconnect: (_c, i) => void closes.push(i.code) });
+      const stalled = await openStalledSocket(s.url);
+      try {
+        await until(() => s.hub.connectionCount === 1, 5000);
+        s.hub.join(s.hub.connections()[0], "r");
+        // One 8 KiB frame per event-loop turn: every flush finds an empty queue.
+        const frame = 8 * 1024;
+        const pad = "x".repeat(frame);
+        const bound = kernelBuffering() + limits.highWaterMark + limits.maxQueueBytes + 4 * MiB;
+        let sent = 0;
+        while (closes.length === 0 && sent * frame < bound + 16 * MiB) {
+          s.hub.emit("n", { i: sent++, pad }, { rooms: "r" });
+          await delay(0);
+        }
+        console.log(
+          `[trickle] stalled reader closed with ${closes[0]} after ${mib(sent * frame)} MiB ` +
+            `(bound ${mib(bound)} MiB: kernel buffers + highWaterMark + maxQueueBytes + 4 MiB)`,
+        );
+        assert.deepEqual(closes, [CloseCode.SLOW_CLIENT], "the stalled reader was not closed");
+        assert.ok(
+          sent * frame < bound,
+          `closed only after ${mib(sent * frame)} MiB: the runtime buffered past the hub's limits`,
+        );
+      } finally {
+        await stalled.destroy();
         await s.close();
       }
     },
