@@ -3,17 +3,15 @@
 // restarts on the same port; both pages reconnect by themselves and the next message still
 // arrives. Screenshot: test-output/chat-demo.png.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isBun, test } from "../_harness.ts";
+import { hasChromium, launchChromium, warnIfMissing } from "../_chromium.ts";
 import { CLIENT_BUNDLE, createChatApp } from "../../examples/chat/app.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
-const CHROMIUM: string = g.process?.env?.HUBBUB_CHROMIUM ?? "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
 const root = new URL("../../", import.meta.url).pathname;
+warnIfMissing("the chat demo browser test");
 
 function serveChat(port = 0) {
   const app = createChatApp();
@@ -36,28 +34,12 @@ function serveChat(port = 0) {
 test(
   "The chat demo page chats through the bundled client and rides out a server restart",
   async () => {
-    const { chromium } = await import("playwright-core");
     // @ts-ignore: a plain .mjs module without types
     const { buildClientBundle } = await import("../../scripts/build_client_bundle.mjs");
     await buildClientBundle(CLIENT_BUNDLE.pathname);
     let server = serveChat();
     const port = server.port;
-    const profile = mkdtempSync(join(tmpdir(), "hubbub-chat-"));
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 900, height: 520 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const { context, dispose } = await launchChromium({ width: 900, height: 520 });
     const errors: string[] = [];
     try {
       const open = async (name: string) => {
@@ -94,9 +76,8 @@ test(
       await bob.screenshot({ path: join(root, "test-output/chat-demo.png") });
       assert.deepEqual(errors, []);
     } finally {
-      await context.close();
+      await dispose();
       await server.close();
-      rmSync(profile, { recursive: true, force: true });
     }
   },
   { if: isBun && hasChromium, timeout: 90_000 },

@@ -2,31 +2,18 @@
 // on Bun: two pages join a room and chat, the server restarts on the same port, and
 // both pages reconnect by themselves. Screenshot: test-output/browser-client.png.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isBun, test } from "../_harness.ts";
+import { hasChromium, launchChromium, warnIfMissing } from "../_chromium.ts";
 import { startPageServer } from "./_server.ts";
 
-// deno-lint-ignore no-explicit-any
-const env = (globalThis as any).process?.env ?? {};
-const CHROMIUM: string = env.HUBBUB_CHROMIUM ?? "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
 const root = new URL("../../", import.meta.url).pathname;
 
-if (isBun && !hasChromium) {
-  console.warn(
-    "\n" + "!".repeat(78) + "\n" +
-      `!! SKIPPING the browser test: ${CHROMIUM} is missing.\n` +
-      "!! Install it with: apt-get update && apt-get install -y chromium\n" +
-      "!".repeat(78) + "\n",
-  );
-}
+warnIfMissing("the browser test");
 
 test(
   "HubClient in Chromium: two pages chat, ride out a server restart on the same port, and chat again",
   async () => {
-    const { chromium } = await import("playwright-core");
     // @ts-ignore: a plain .mjs module without types
     const { buildClientBundle } = await import("../../scripts/build_client_bundle.mjs");
     const bundle = join(root, "test-output/browser/hubbub-client.js");
@@ -34,22 +21,7 @@ test(
 
     let server = startPageServer(bundle);
     const port = server.port;
-    const profile = mkdtempSync(join(tmpdir(), "hubbub-chromium-"));
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 640, height: 420 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const { context, dispose } = await launchChromium({ width: 640, height: 420 });
     const pageErrors: string[] = [];
     try {
       const open = async (name: string) => {
@@ -88,9 +60,8 @@ test(
       await bob.screenshot({ path: join(root, "test-output/browser-client.png") });
       assert.deepEqual(pageErrors, []);
     } finally {
-      await context.close();
+      await dispose();
       await server.close();
-      rmSync(profile, { recursive: true, force: true });
     }
   },
   { if: isBun && hasChromium, timeout: 60_000 },

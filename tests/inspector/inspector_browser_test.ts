@@ -3,32 +3,23 @@
 // numbers follow. Screenshot: test-output/inspector.png (docs/inspector.png for the README:
 // written when missing, refreshed with HUBBUB_UPDATE_DOCS=1).
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Hub } from "../../mod.ts";
 import { createBunHandler } from "../../src/adapters/bun.ts";
 import { createInspector } from "../../src/inspector/mod.ts";
 import { TestClient } from "../_ws_client.ts";
 import { isBun, test } from "../_harness.ts";
+import { hasChromium, launchChromium, warnIfMissing } from "../_chromium.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
 // The page's DOM, for the functions playwright runs in the browser.
 declare const document: { getElementById(id: string): { textContent: string | null } | null };
 const env = g.process?.env ?? {};
-const CHROMIUM: string = env.HUBBUB_CHROMIUM ?? "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
 const root = new URL("../../", import.meta.url).pathname;
 
-if (isBun && !hasChromium) {
-  console.warn(
-    "\n" + "!".repeat(78) + "\n" +
-      `!! SKIPPING the inspector browser test: ${CHROMIUM} is missing.\n` +
-      "!! Install it with: apt-get update && apt-get install -y chromium\n" +
-      "!".repeat(78) + "\n",
-  );
-}
+warnIfMissing("the inspector browser test");
 
 function startServer() {
   const hub = new Hub({
@@ -78,24 +69,8 @@ function startServer() {
 test(
   "The inspector page in Chromium follows real clients: connections, users, rooms, frames",
   async () => {
-    const { chromium } = await import("playwright-core");
     const server = startServer();
-    const profile = mkdtempSync(join(tmpdir(), "hubbub-inspector-"));
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1180, height: 900 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const { context, dispose } = await launchChromium({ width: 1180, height: 900 });
     const clients: TestClient[] = [];
     const pageErrors: string[] = [];
     let chatter: ReturnType<typeof setInterval> | undefined;
@@ -190,9 +165,8 @@ test(
     } finally {
       clearInterval(chatter);
       for (const c of clients) await c.shut();
-      await context.close();
+      await dispose();
       await server.close();
-      rmSync(profile, { recursive: true, force: true });
     }
   },
   { if: isBun && hasChromium, timeout: 60_000 },
