@@ -7,6 +7,9 @@ import { isPublisher, ROOM } from "./protocol.ts";
 export function benchHub(): Hub {
   const hub: Hub = new Hub({
     maxConnections: 50_000,
+    // The harness's publisher sends thousands of frames/s (and 3 MB/s in the slow-client case);
+    // no other target limits inbound traffic, so the default per-connection limit is off here.
+    rateLimit: false,
     onConnect: (conn) => {
       if (!isPublisher(conn.request.url)) conn.join(ROOM);
     },

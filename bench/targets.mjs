@@ -1,0 +1,44 @@
+// deno-fmt-ignore-file
+// Bench targets: one line each. Every target is a server script that follows the control
+// protocol in bench/README.md (PORT env, `READY <port>` on stdout, listeners at /ws put in room
+// "bench", `?role=publisher` connection that sends {"type":"publish","data":...}).
+//
+//   name     unique id used by --only and in the results
+//   runtime  "bun" | "deno" | "node" (informational; the table shows it)
+//   group    reference group: "bun" targets are compared with bun-corked and bun-publish,
+//            "deno" targets with deno-loop; every target is also compared with socketio-node
+//   command  argv; a leading "bun" / "deno" / "node" runs the project's own binary
+//            (node_modules/.bin/bun, node_modules/.bin/deno, this Node)
+//   proto    "ws" (default): plain WebSocket at /ws; "socketio": Engine.IO v4 framing at /socket.io/
+//   env      extra environment for the server (optional)
+//   extra    true: not part of the default set, runs only when named in --only
+
+const DENO_RUN = ["deno", "run", "-A", "--no-prompt"];
+
+export const targets = [
+  { name: "bun-corked", runtime: "bun", group: "bun", command: ["bun", "bench/servers/bun_corked.ts"] },
+  { name: "bun-publish", runtime: "bun", group: "bun", command: ["bun", "bench/servers/bun_publish.ts"] },
+  { name: "bun-loop", runtime: "bun", group: "bun", command: ["bun", "bench/servers/bun_loop.ts"] },
+  { name: "crossws-bun", runtime: "bun", group: "bun", command: ["bun", "bench/servers/crossws_bun.ts"] },
+  { name: "deno-loop", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/deno_loop.ts"] },
+  { name: "crossws-deno", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/crossws_deno.ts"] },
+  { name: "socketio-node", runtime: "node", group: "node", proto: "socketio", command: ["node", "bench/servers/socketio_node.mjs"] },
+
+  // The library itself (added by the lead; each implements the same control protocol):
+  { name: "hubbub-bun", runtime: "bun", group: "bun", command: ["bun", "bench/servers/hubbub_bun.ts"] },
+  { name: "hubbub-deno", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/hubbub_deno.ts"] },
+  { name: "hubbub-deno-batch", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/hubbub_deno.ts"], subprotocol: "hubbub.batch.v1" },
+  { name: "hubbub-hono-bun", runtime: "bun", group: "bun", command: ["bun", "bench/servers/hubbub_hono_bun.ts"] },
+  { name: "hubbub-hono-deno", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/hubbub_hono_deno.ts"] },
+
+  // Variants, only with --only=<name>:
+  { name: "bun-corked-microtask", runtime: "bun", group: "bun", extra: true, command: ["bun", "bench/servers/bun_corked.ts"], env: { BENCH_FLUSH: "microtask" } },
+];
+
+/** Reference targets per group, and the one everyone is compared with. */
+export const references = {
+  bun: ["bun-corked", "bun-publish"],
+  deno: ["deno-loop"],
+  node: [],
+  all: ["socketio-node"],
+};
