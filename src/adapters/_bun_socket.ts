@@ -120,6 +120,27 @@ export function bunIdleTimeout(limits: HubLimits): number {
   return seconds <= 960 ? seconds : 0;
 }
 
+/** The `websocket` settings hubbub needs from Bun, shared by the Bun and Hono adapters. */
+export function bunServerOptions(limits: HubLimits): {
+  maxPayloadLength: number;
+  idleTimeout: number;
+  sendPings: boolean;
+  backpressureLimit: number;
+  closeOnBackpressureLimit: boolean;
+  perMessageDeflate: boolean;
+} {
+  return {
+    // Frames a little over the limit reach the hub (which closes with 1009 after
+    // `connection.closed`); Bun itself closes on anything larger.
+    maxPayloadLength: limits.maxMessageBytes + 1024,
+    idleTimeout: bunIdleTimeout(limits),
+    sendPings: false, // the hub pings
+    backpressureLimit: Math.max(16 * 1024 * 1024, limits.highWaterMark * 4),
+    closeOnBackpressureLimit: false, // the hub applies its own slow-client policy
+    perMessageDeflate: false, // it costs CPU on every fan-out
+  };
+}
+
 /** Normalise a Bun message (string or Buffer) to a string or bytes. */
 export function bunMessageData(message: string | Uint8Array | ArrayBuffer): string | Uint8Array {
   if (typeof message === "string") return message;

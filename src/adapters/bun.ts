@@ -31,8 +31,8 @@ import type { Hub } from "../core/hub.ts";
 import type { AcceptedUpgrade } from "../core/hub.ts";
 export type { BunSocketLike, BunSocketState };
 import {
-  bunIdleTimeout,
   bunMessageData,
+  bunServerOptions,
   type BunSocketLike,
   type BunSocketState,
   bunTransport,
@@ -140,12 +140,7 @@ export function createBunHandler(hub: Hub<any>): BunHandler {
       pong(ws) {
         ws.data.state.events?.pong();
       },
-      maxPayloadLength: limits.maxMessageBytes + 1024,
-      idleTimeout: bunIdleTimeout(limits),
-      sendPings: false,
-      backpressureLimit: Math.max(16 * 1024 * 1024, limits.highWaterMark * 4),
-      closeOnBackpressureLimit: false,
-      perMessageDeflate: false,
+      ...bunServerOptions(limits),
     },
   };
 }

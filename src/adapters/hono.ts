@@ -41,8 +41,8 @@ import type { AcceptedUpgrade, Hub } from "../core/hub.ts";
 import type { SocketEvents, Transport } from "../core/transport.ts";
 import { closeCode, messageData, type WebSocketLike, webSocketTransport } from "./_web_socket.ts";
 import {
-  bunIdleTimeout,
   bunMessageData,
+  bunServerOptions,
   type BunSocketLike,
   type BunSocketState,
   bunTransport,
@@ -202,6 +202,8 @@ export interface BunBackpressureWebSocket extends HonoBunWebSocket {
   backpressureLimit: number;
   /** The hub applies its own slow-client policy. */
   closeOnBackpressureLimit: boolean;
+  /** No per-message deflate (it costs CPU on every fan-out). */
+  perMessageDeflate: boolean;
 }
 
 /**
@@ -229,10 +231,6 @@ export function withBunBackpressure(
     close: (ws, code, reason) => websocket.close(ws, code, reason),
     drain: (ws) => bunStates.get(ws)?.drained?.(),
     pong: (ws) => bunStates.get(ws)?.events?.pong(),
-    maxPayloadLength: limits.maxMessageBytes + 1024,
-    idleTimeout: bunIdleTimeout(limits),
-    sendPings: false,
-    backpressureLimit: Math.max(16 * 1024 * 1024, limits.highWaterMark * 4),
-    closeOnBackpressureLimit: false,
+    ...bunServerOptions(limits),
   };
 }
