@@ -120,15 +120,24 @@ export function bunIdleTimeout(limits: HubLimits): number {
   return seconds <= 960 ? seconds : 0;
 }
 
-/** The `websocket` settings hubbub needs from Bun, shared by the Bun and Hono adapters. */
-export function bunServerOptions(limits: HubLimits): {
+/** The `websocket` settings hubbub gives Bun (shared by the Bun and Hono adapters). */
+export interface BunServerOptions {
+  /** Largest frame Bun accepts before closing with 1009 itself. */
   maxPayloadLength: number;
+  /** Bun's idle timeout: a backstop for closed sockets (the hub times out open ones). */
   idleTimeout: number;
+  /** Bun's own pings: off (the hub pings). */
   sendPings: boolean;
+  /** Bun's buffer cap; the hub stops writing far below it. */
   backpressureLimit: number;
+  /** Keep sockets over the cap open: the hub applies its own slow-client policy. */
   closeOnBackpressureLimit: boolean;
+  /** No per-message deflate (it costs CPU on every fan-out). */
   perMessageDeflate: boolean;
-} {
+}
+
+/** The `websocket` settings hubbub needs from Bun, for the hub's limits. */
+export function bunServerOptions(limits: HubLimits): BunServerOptions {
   return {
     // Frames a little over the limit reach the hub (which closes with 1009 after
     // `connection.closed`); Bun itself closes on anything larger.

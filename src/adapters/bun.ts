@@ -29,9 +29,10 @@
 
 import type { Hub } from "../core/hub.ts";
 import type { AcceptedUpgrade } from "../core/hub.ts";
-export type { BunSocketLike, BunSocketState };
+export type { BunServerOptions, BunSocketLike, BunSocketState };
 import {
   bunMessageData,
+  type BunServerOptions,
   bunServerOptions,
   type BunSocketLike,
   type BunSocketState,
@@ -59,7 +60,7 @@ export interface BunServerSocket extends BunSocketLike {
 }
 
 /** The `websocket` handler object for `Bun.serve`. */
-export interface BunWebSocketHandler {
+export interface BunWebSocketHandler extends BunServerOptions {
   /** Socket opened. */
   open(ws: BunServerSocket): void;
   /** Frame arrived. */
@@ -70,18 +71,6 @@ export interface BunWebSocketHandler {
   drain(ws: BunServerSocket): void;
   /** Pong arrived. */
   pong(ws: BunServerSocket): void;
-  /** Largest frame Bun accepts before closing with 1009 itself. */
-  maxPayloadLength: number;
-  /** Bun's idle timeout: a backstop for closed sockets (the hub times out open ones). */
-  idleTimeout: number;
-  /** Bun's own pings: off (the hub pings). */
-  sendPings: boolean;
-  /** Bun's buffer cap; the hub stops writing far below it. */
-  backpressureLimit: number;
-  /** Keep sockets over the cap open: the hub applies its own slow-client policy. */
-  closeOnBackpressureLimit: boolean;
-  /** No per-message deflate (it costs CPU on every fan-out). */
-  perMessageDeflate: boolean;
 }
 
 /** What {@linkcode createBunHandler} returns. */

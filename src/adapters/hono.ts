@@ -42,6 +42,7 @@ import type { SocketEvents, Transport } from "../core/transport.ts";
 import { closeCode, messageData, type WebSocketLike, webSocketTransport } from "./_web_socket.ts";
 import {
   bunMessageData,
+  type BunServerOptions,
   bunServerOptions,
   type BunSocketLike,
   type BunSocketState,
@@ -93,6 +94,8 @@ export type HonoHandler = (
   c: HonoContextLike,
   next: () => Promise<void>,
 ) => Promise<Response>;
+
+export type { BunServerOptions };
 
 // Bun sockets' per-socket state, keyed on the raw socket (Hono makes a new WSContext per event).
 const bunStates = new WeakMap<object, BunSocketState>();
@@ -187,23 +190,11 @@ export interface HonoBunWebSocket {
 }
 
 /** Hono's Bun handlers plus what the hub needs from Bun. */
-export interface BunBackpressureWebSocket extends HonoBunWebSocket {
+export interface BunBackpressureWebSocket extends HonoBunWebSocket, BunServerOptions {
   /** Resumes waiting writers. */
   drain(ws: object): void;
   /** Marks the connection alive. */
   pong(ws: object): void;
-  /** See `createBunHandler`. */
-  maxPayloadLength: number;
-  /** Bun's idle timeout: a backstop for closed sockets (the hub times out open ones). */
-  idleTimeout: number;
-  /** Bun's pings: off; the hub pings. */
-  sendPings: boolean;
-  /** Bun's buffer cap, far above the hub's high-water mark. */
-  backpressureLimit: number;
-  /** The hub applies its own slow-client policy. */
-  closeOnBackpressureLimit: boolean;
-  /** No per-message deflate (it costs CPU on every fan-out). */
-  perMessageDeflate: boolean;
 }
 
 /**
