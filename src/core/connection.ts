@@ -213,8 +213,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
    */
   sendRaw(frame: Frame): void {
     if (this.#state !== OPEN) throw new ConnectionClosedError();
-    const size = typeof frame === "string" ? utf8Length(frame) : frame.byteLength;
-    if (!this[kDeliver](frame, size)) {
+    if (!this[kDeliver](frame)) {
       throw this.#closeCode === CloseCode.SLOW_CLIENT
         ? new SlowClientError()
         : new ConnectionClosedError();
@@ -305,15 +304,15 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   }
 
   /** @internal Deliver an encoded frame; `false` if it was not accepted. */
-  [kDeliver](frame: Frame, size: number): boolean {
+  [kDeliver](frame: Frame): boolean {
     if (this.#state !== OPEN) return false;
     const queue = this.#queue;
     if (this.#coalesce) {
-      if (!queue.push(frame, size)) {
+      if (!queue.push(frame)) {
         // A burst within one tick: hand what is queued to the socket now, then retry.
         if (this.#waiting) return this.#overflow();
         this[kFlush]();
-        if (this.#state !== OPEN || !queue.push(frame, size)) return this.#overflow();
+        if (this.#state !== OPEN || !queue.push(frame)) return this.#overflow();
       }
       if (!this.#dirty && !this.#waiting) {
         this.#dirty = true;
@@ -328,7 +327,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       if (this.#transport.bufferedAmount() >= this.#hwm) this.#startWriter();
       return true;
     }
-    if (!queue.push(frame, size)) return this.#overflow();
+    if (!queue.push(frame)) return this.#overflow();
     if (!this.#waiting) this.#startWriter();
     return true;
   }

@@ -230,7 +230,8 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
    */
   maxMessageBytes?: number;
   /**
-   * Most bytes queued per connection beyond the socket's buffer.
+   * Most bytes queued per connection beyond the socket's buffer (text frames
+   * counted in UTF-16 code units, exact for ASCII; see `frameSize`).
    * @default {1048576}
    */
   maxQueueBytes?: number;
@@ -485,6 +486,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    */
   readonly #lingering = new Set<Connection>();
   #dirty: Connection[] = [];
+  #dirtySpare: Connection[] = [];
   #cancelFlush: (() => void) | undefined;
   #timer: unknown;
   #closed = false;
@@ -777,12 +779,12 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
 
   #emitted(type: string, frame: Frame, size: number, target: Target | undefined): number {
     if (this.#observers.size === 0) {
-      const n = this.#fanout(frame, size, target);
+      const n = this.#fanout(frame, target);
       this.#countOut(type, n, size);
       return n;
     }
     const t0 = performance.now();
-    const n = this.#fanout(frame, size, target);
+    const n = this.#fanout(frame, target);
     const fanoutMs = performance.now() - t0;
     this.#countOut(type, n, size);
     this.#notify({
@@ -835,25 +837,39 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       return false;
     }
     const size = utf8Length(frame);
-    const ok = conn[kDeliver](frame, size);
+    const ok = conn[kDeliver](frame);
     this.#countOut(type, ok ? 1 : 0, size);
     return ok;
   }
 
-  #fanout(frame: Frame, size: number, target: Target | undefined): number {
+  #fanout(frame: Frame, target: Target | undefined): number {
+    // The hot case: one room (or everyone), no exceptions. One monomorphic loop.
+    if (target === undefined) {
+      let n = 0;
+      for (const conn of this.#clients.values()) {
+        if (conn[kDeliver](frame)) n++;
+      }
+      return n;
+    }
+    if (
+      target.except === undefined && typeof target.rooms === "string" &&
+      target.users === undefined && target.clients === undefined
+    ) {
+      const room = this.#rooms.get(target.rooms);
+      return room === undefined ? 0 : deliverTo(room, frame);
+    }
     let except: Set<string> | undefined;
-    if (target?.except !== undefined) {
+    if (target.except !== undefined) {
       except = new Set();
       const e = target.except;
       if (typeof e === "string") except.add(e);
       else if (e instanceof Connection) except.add(e.id);
       else for (const x of e) except.add(typeof x === "string" ? x : x.id);
     }
-    const recipients = this.#resolve(target);
     let n = 0;
-    for (const conn of recipients) {
+    for (const conn of this.#resolve(target)) {
       if (except !== undefined && except.has(conn.id)) continue;
-      if (conn[kDeliver](frame, size)) n++;
+      if (conn[kDeliver](frame)) n++;
     }
     return n;
   }
@@ -891,14 +907,20 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     this.#dirty.push(conn);
     // Next turn of the event loop, not a microtask: frames from every event handled
     // in this turn (many inbound messages, timers) then share one write per socket.
-    this.#cancelFlush ??= nextTurn(this.#flushAll);
+    if (this.#cancelFlush === undefined) this.#cancelFlush = nextTurn(this.#flushAll);
   }
 
   readonly #flushAll = (): void => {
     this.#cancelFlush = undefined;
+    // Two lists, swapped: a flush may mark connections dirty for the next one.
     const dirty = this.#dirty;
-    this.#dirty = [];
-    for (let i = 0; i < dirty.length; i++) dirty[i][kFlushTick]();
+    this.#dirty = this.#dirtySpare;
+    try {
+      for (let i = 0; i < dirty.length; i++) dirty[i][kFlushTick]();
+    } finally {
+      dirty.length = 0;
+      this.#dirtySpare = dirty;
+    }
   };
 
   // ---------------------------------------------------------------- upgrade
@@ -1538,7 +1560,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       }, this.#clock.now());
     }
     const size = utf8Length(frame);
-    if (conn[kDeliver](frame, size)) {
+    if (conn[kDeliver](frame)) {
       this.#n.messagesOut++;
       this.#n.bytesOut += size;
       bump(this.#outByType, type, 1, size);
@@ -2094,8 +2116,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     const target: Target = t.a === 1 ? {} : { rooms: t.r, users: t.u, clients: t.c };
     if (t.x !== undefined) target.except = t.x;
     const frame = env.b === 1 ? fromBase64(env.f) : env.f;
-    const size = typeof frame === "string" ? utf8Length(frame) : frame.byteLength;
-    this.#fanout(frame, size, target);
+    this.#fanout(frame, target);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -2217,6 +2238,15 @@ class ConnectionEvents implements SocketEvents {
   pong(): void {
     this.#conn[kTouch]();
   }
+}
+
+/** Hand `frame` to every connection in a room; how many accepted it. */
+function deliverTo(conns: Set<Connection>, frame: Frame): number {
+  let n = 0;
+  for (const conn of conns) {
+    if (conn[kDeliver](frame)) n++;
+  }
+  return n;
 }
 
 const timers = globalThis as {

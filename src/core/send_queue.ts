@@ -15,10 +15,27 @@ export interface SendQueueOptions {
    */
   maxMessages?: number;
   /**
-   * Most bytes the queue holds (sum of frame sizes as given to `push`).
+   * Most bytes the queue holds: binary frames by `byteLength`, text frames by
+   * `length` (UTF-16 code units: exact for ASCII, and an O(1) measure that
+   * needs no per-frame bookkeeping; see {@linkcode frameSize}).
    * @default {1048576}
    */
   maxBytes?: number;
+}
+
+/** Up to this many frames, a drained queue keeps its array for reuse. */
+const REUSE_MAX = 256;
+
+/**
+ * The size a {@linkcode SendQueue} counts for a frame: `byteLength` for binary,
+ * `length` (UTF-16 code units) for text. O(1), so the queue needs no per-frame
+ * size bookkeeping on the fan-out hot path.
+ *
+ * @param frame A text or binary frame.
+ * @returns Its counted size.
+ */
+export function frameSize(frame: Frame): number {
+  return typeof frame === "string" ? frame.length : frame.byteLength;
 }
 
 /**
@@ -36,16 +53,15 @@ export interface SendQueueOptions {
  * ```ts
  * import { SendQueue } from "@hubbub/hubbub";
  * const queue = new SendQueue({ maxMessages: 2 });
- * queue.push("a", 1);
- * queue.push("b", 1);
- * queue.push("c", 1); // false: full
+ * queue.push("a");
+ * queue.push("b");
+ * queue.push("c"); // false: full
  * queue.close();
  * for await (const frame of queue) console.log(frame); // "a", "b"
  * ```
  */
 export class SendQueue implements AsyncIterable<Frame> {
   #frames: Frame[] = [];
-  #sizes: number[] = [];
   #head = 0;
   #bytes = 0;
   #closed = false;
@@ -72,7 +88,7 @@ export class SendQueue implements AsyncIterable<Frame> {
     return this.#frames.length - this.#head;
   }
 
-  /** Bytes waiting. */
+  /** Bytes waiting, as counted by {@linkcode frameSize}. */
   get bytes(): number {
     return this.#bytes;
   }
@@ -86,17 +102,20 @@ export class SendQueue implements AsyncIterable<Frame> {
    * Append a frame.
    *
    * @param frame The frame.
-   * @param size Its size in bytes (the caller knows it; the queue does not re-measure).
    * @returns `true` if queued; `false` if the queue is closed or the frame would overflow it.
    */
-  push(frame: Frame, size: number): boolean {
-    if (this.#closed) return false;
-    if (this.length + 1 > this.#maxMessages || this.#bytes + size > this.#maxBytes) return false;
-    this.#frames.push(frame);
-    this.#sizes.push(size);
-    this.#bytes += size;
-    const waiter = this.#waiter;
-    if (waiter) {
+  push(frame: Frame): boolean {
+    const frames = this.#frames;
+    const bytes = this.#bytes + (typeof frame === "string" ? frame.length : frame.byteLength);
+    if (
+      frames.length - this.#head >= this.#maxMessages || bytes > this.#maxBytes || this.#closed
+    ) {
+      return false;
+    }
+    frames.push(frame);
+    this.#bytes = bytes;
+    if (this.#waiter !== undefined) {
+      const waiter = this.#waiter;
       this.#waiter = undefined;
       waiter();
     }
@@ -120,16 +139,14 @@ export class SendQueue implements AsyncIterable<Frame> {
   shift(): Frame | undefined {
     if (this.#head >= this.#frames.length) return undefined;
     const frame = this.#frames[this.#head];
-    this.#bytes -= this.#sizes[this.#head];
+    this.#bytes -= frameSize(frame);
     this.#frames[this.#head] = "";
     this.#head++;
     if (this.#head === this.#frames.length) {
       this.#frames = [];
-      this.#sizes = [];
       this.#head = 0;
     } else if (this.#head >= 1024 && this.#head * 2 >= this.#frames.length) {
       this.#frames = this.#frames.slice(this.#head);
-      this.#sizes = this.#sizes.slice(this.#head);
       this.#head = 0;
     }
     return frame;
@@ -144,37 +161,36 @@ export class SendQueue implements AsyncIterable<Frame> {
    */
   drainWhile(send: (frame: Frame) => boolean): void {
     const frames = this.#frames;
-    const sizes = this.#sizes;
     const end = frames.length;
     let i = this.#head;
-    let bytes = 0;
     while (i < end) {
-      const frame = frames[i];
-      bytes += sizes[i];
-      i++;
-      if (!send(frame)) break;
+      if (!send(frames[i++])) break;
     }
     if (this.#frames !== frames) return; // cleared by `send` (the connection closed)
-    this.#bytes -= bytes;
     if (i >= frames.length) {
-      this.#frames = [];
-      this.#sizes = [];
+      // Empty: keep the array (and its capacity) for the next tick's frames, unless a burst
+      // grew it large; growing it again from zero on every tick costs more than the sends.
+      if (end <= REUSE_MAX) frames.length = 0;
+      else this.#frames = [];
       this.#head = 0;
-    } else {
-      this.#frames = frames.slice(i);
-      this.#sizes = sizes.slice(i);
-      this.#head = 0;
+      this.#bytes = 0;
+      return;
     }
+    // Stopped early (the socket is full): keep the rest and count it again.
+    const rest = frames.slice(i);
+    let bytes = 0;
+    for (let j = 0; j < rest.length; j++) bytes += frameSize(rest[j]);
+    this.#frames = rest;
+    this.#head = 0;
+    this.#bytes = bytes;
   }
 
   /** Drop every queued frame. */
   clear(): void {
     this.#frames = [];
-    this.#sizes = [];
     this.#head = 0;
     this.#bytes = 0;
   }
-
   /** Refuse further pushes; iteration ends once the queue is empty. Idempotent. */
   close(): void {
     if (this.#closed) return;
