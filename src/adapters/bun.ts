@@ -45,12 +45,10 @@ export interface BunServerLike {
   upgrade(request: Request, options: { data: unknown; headers?: HeadersInit }): boolean;
 }
 
-/** What the adapter keeps in `ws.data`. */
-export interface BunSocketData {
+/** What the adapter keeps in `ws.data`: one object per socket. */
+export interface BunSocketData extends BunSocketState {
   /** The hub's acceptance, until the socket opens. */
   decision: AcceptedUpgrade | undefined;
-  /** Adapter state. */
-  state: BunSocketState;
 }
 
 /** A Bun server-side socket carrying hubbub's data. */
@@ -97,7 +95,7 @@ export function createBunHandler(hub: Hub<any>): BunHandler {
     async upgrade(request, server) {
       const decision = await hub.upgrade(request);
       if (!decision.ok) return decision.response;
-      const data: BunSocketData = { decision, state: { events: undefined, drained: undefined } };
+      const data: BunSocketData = { decision, events: undefined, drained: undefined };
       const headers = decision.protocol
         ? { "sec-websocket-protocol": decision.protocol }
         : undefined;
@@ -113,21 +111,21 @@ export function createBunHandler(hub: Hub<any>): BunHandler {
         const decision = data.decision;
         if (decision === undefined) return;
         data.decision = undefined; // not needed once open: keep idle connections small
-        data.state.events = decision.open(bunTransport(ws, data.state, limits));
+        data.events = decision.open(bunTransport(ws, data, limits));
       },
       message(ws, message) {
-        ws.data.state.events?.message(bunMessageData(message));
+        ws.data.events?.message(bunMessageData(message));
       },
       close(ws, code, reason) {
-        const { decision, state } = ws.data;
-        if (state.events !== undefined) state.events.close(code, reason);
-        else decision?.cancel();
+        const data = ws.data;
+        if (data.events !== undefined) data.events.close(code, reason);
+        else data.decision?.cancel();
       },
       drain(ws) {
-        ws.data.state.drained?.();
+        ws.data.drained?.();
       },
       pong(ws) {
-        ws.data.state.events?.pong();
+        ws.data.events?.pong();
       },
       ...bunServerOptions(limits),
     },

@@ -37,8 +37,8 @@
  * @module
  */
 
-import type { AcceptedUpgrade, Hub } from "../core/hub.ts";
-import type { SocketEvents, Transport } from "../core/transport.ts";
+import type { AcceptedUpgrade, Hub, HubLimits } from "../core/hub.ts";
+import type { SocketEvents } from "../core/transport.ts";
 import { closeCode, messageData, type WebSocketLike, webSocketTransport } from "./_web_socket.ts";
 import {
   bunMessageData,
@@ -144,36 +144,55 @@ function honoEvents(
   hub: Hub<any>,
   decision: AcceptedUpgrade,
 ): HonoWSEvents {
-  let events: SocketEvents | undefined;
-  return {
-    onOpen(_evt, ws) {
-      const raw = ws.raw;
-      let transport: Transport;
-      if (isBunSocket(raw)) {
-        const state: BunSocketState = { events: undefined, drained: undefined };
-        bunStates.set(raw, state);
-        transport = bunTransport(raw, state, hub.limits);
-        events = state.events = decision.open(transport);
-      } else {
-        const socket = raw as WebSocketLike;
-        socket.binaryType = "arraybuffer";
-        events = decision.open(webSocketTransport(socket, hub.limits));
-      }
-    },
-    onMessage(evt, ws) {
-      const raw = evt.data;
-      const data = isBunSocket(ws.raw) && typeof raw !== "string"
-        ? bunMessageData(raw as ArrayBuffer)
-        : messageData(raw);
-      if (data instanceof Promise) data.then((d) => events?.message(d));
-      else events?.message(data);
-    },
-    onClose(evt, ws) {
-      if (events !== undefined) events.close(closeCode(evt.code), evt.reason);
-      else decision.cancel();
-      if (typeof ws.raw === "object" && ws.raw !== null) bunStates.delete(ws.raw);
-    },
-  };
+  return new HonoSocketEvents(hub.limits, decision);
+}
+
+/**
+ * One socket's Hono callbacks. A class, not closures, and the upgrade decision is
+ * dropped once the socket opens: Hono keeps this object for the socket's whole life
+ * (idle memory matters at 10k+). Hono calls these as methods of the object.
+ */
+class HonoSocketEvents implements HonoWSEvents {
+  readonly #limits: HubLimits;
+  #decision: AcceptedUpgrade | undefined;
+  #events: SocketEvents | undefined;
+
+  constructor(limits: HubLimits, decision: AcceptedUpgrade) {
+    this.#limits = limits;
+    this.#decision = decision;
+  }
+
+  onOpen(_evt: Event, ws: HonoWSContextLike): void {
+    const decision = this.#decision;
+    if (decision === undefined) return;
+    this.#decision = undefined;
+    const raw = ws.raw;
+    if (isBunSocket(raw)) {
+      const state: BunSocketState = { events: undefined, drained: undefined };
+      bunStates.set(raw, state);
+      this.#events = state.events = decision.open(bunTransport(raw, state, this.#limits));
+    } else {
+      const socket = raw as WebSocketLike;
+      socket.binaryType = "arraybuffer";
+      this.#events = decision.open(webSocketTransport(socket, this.#limits));
+    }
+  }
+
+  onMessage(evt: MessageEvent, ws: HonoWSContextLike): void {
+    const raw = evt.data;
+    const data = isBunSocket(ws.raw) && typeof raw !== "string"
+      ? bunMessageData(raw as ArrayBuffer)
+      : messageData(raw);
+    if (data instanceof Promise) data.then((d) => this.#events?.message(d));
+    else this.#events?.message(data);
+  }
+
+  onClose(evt: CloseEvent, ws: HonoWSContextLike): void {
+    if (this.#events !== undefined) this.#events.close(closeCode(evt.code), evt.reason);
+    else this.#decision?.cancel();
+    this.#decision = undefined;
+    if (typeof ws.raw === "object" && ws.raw !== null) bunStates.delete(ws.raw);
+  }
 }
 
 /** Hono's Bun `websocket` handler object (from `hono/bun`). */

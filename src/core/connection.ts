@@ -121,8 +121,6 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   /** The last send left the socket over its high-water mark: wait for it to drain. */
   #full = false;
   #abort: AbortController | undefined;
-  #flushFn: (() => void) | undefined;
-  #sendOne: ((frame: Frame) => boolean) | undefined;
   #writer: Promise<void> | undefined;
   #lastSeen: number;
 
@@ -405,18 +403,30 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     if (this.#queue.length === 0) return;
     const cork = this.#transport.cork;
     if (cork !== undefined) {
-      cork.call(this.#transport, this.#flushFn ??= () => this.#drainSync());
+      // One shared callback, not a closure per connection (idle memory): cork runs it at once.
+      Connection.#corking = this;
+      cork.call(this.#transport, Connection.#drainCorking);
     } else {
       this.#drainSync();
     }
   }
+
+  /** The connection whose queue the transport's `cork` is about to drain. */
+  static #corking: Connection | undefined;
+
+  /** The one `cork` callback for every connection (not a closure each: idle memory). */
+  static readonly #drainCorking = (): void => {
+    const conn = Connection.#corking;
+    Connection.#corking = undefined;
+    if (conn !== undefined) conn.#drainSync();
+  };
 
   /** Send queued frames while the socket has room. */
   #drainSync(): void {
     const queue = this.#queue;
     if (!this.#batch) {
       // The hot path: one pass over the queue, bookkeeping once at the end.
-      queue.drainWhile(this.#sendOne ??= (frame) => this.#sendFrame(frame));
+      queue.drainWhile(this.#sendFrame, this);
       return;
     }
     let frame: Frame | undefined;
@@ -476,3 +486,4 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     }
   }
 }
+

@@ -158,13 +158,14 @@ export class SendQueue implements AsyncIterable<Frame> {
    * writer's hot path.
    *
    * @param send Takes one frame; returns whether to go on.
+   * @param thisArg The `this` for `send` (so a method can be passed without a closure).
    */
-  drainWhile(send: (frame: Frame) => boolean): void {
+  drainWhile<T>(send: (this: T, frame: Frame) => boolean, thisArg?: T): void {
     const frames = this.#frames;
     const end = frames.length;
     let i = this.#head;
     while (i < end) {
-      if (!send(frames[i++])) break;
+      if (!send.call(thisArg as T, frames[i++])) break;
     }
     if (this.#frames !== frames) return; // cleared by `send` (the connection closed)
     if (i >= frames.length) {
