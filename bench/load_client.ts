@@ -187,6 +187,33 @@ function tcpState(local: number, remote: number): { state: string; txQueue: numb
   return { state: TCP_STATES[rest[0]] ?? rest[0], txQueue: parseInt(rest[1].split(":")[0], 16) };
 }
 
+const SS_STATES: Record<string, string> = { ESTAB: "ESTABLISHED" };
+
+/**
+ * tcpState without blocking this process: /proc/net/tcp lists every socket on the machine (tens of
+ * thousands of TIME_WAIT entries after the idle phase: a 60 ms synchronous read), which would stall
+ * the latency measurement it runs beside. `ss` filters in the kernel, in its own process.
+ */
+async function tcpStateAsync(
+  local: number,
+  remote: number,
+): Promise<{ state: string; txQueue: number } | null> {
+  try {
+    const child = Bun.spawn(
+      ["ss", "-tnH", "state", "all", `( sport = :${local} and dport = :${remote} )`],
+      { stdout: "pipe", stderr: "ignore" },
+    );
+    const out = await new Response(child.stdout).text();
+    if ((await child.exited) !== 0) throw new Error("ss failed");
+    const line = out.trim().split("\n")[0];
+    if (!line) return null;
+    const [state, , sendQ] = line.trim().split(/\s+/);
+    return { state: SS_STATES[state] ?? state.replaceAll("-", "_"), txQueue: Number(sendQ) };
+  } catch {
+    return tcpState(local, remote); // no `ss` here
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // WebSocket over raw TCP
 
@@ -840,8 +867,7 @@ function latStats(from: number, to: number) {
 }
 
 async function idle(p: IdlePhase) {
-  const settledRss = async () => {
-    await sleep(p.settle * 1000);
+  const median3 = async () => {
     const samples: number[] = [];
     for (let i = 0; i < 3; i++) {
       if (i) await sleep(50);
@@ -849,18 +875,34 @@ async function idle(p: IdlePhase) {
     }
     return samples.sort((a, b) => a - b)[1];
   };
-  const points = [{ clients: pool.length, rssBytes: await settledRss() }];
+  // RSS as it settled ("raw"), then after the server ran a full GC on SIGUSR2 (bench/servers/
+  // _gc.mjs): the figure reported is what the connections retain, not uncollected garbage.
+  const settledRss = async () => {
+    await sleep(p.settle * 1000);
+    const raw = await median3();
+    try {
+      process.kill(opts.serverPid, "SIGUSR2");
+    } catch { /* server gone: the phase fails on its own */ }
+    await sleep(p.settle * 1000);
+    return { raw, gc: await median3() };
+  };
+  const first = await settledRss();
+  const points = [{ clients: pool.length, rssBytes: first.gc, rawRssBytes: first.raw }];
   for (const step of p.steps) {
     await ensureListeners(step);
-    points.push({ clients: step, rssBytes: await settledRss() });
+    const r = await settledRss();
+    points.push({ clients: step, rssBytes: r.gc, rawRssBytes: r.raw });
   }
   const bytesPerConn: Record<string, number> = {};
+  const rawBytesPerConn: Record<string, number> = {};
   for (let i = 1; i < points.length; i++) {
     const a = points[i - 1];
     const b = points[i];
-    bytesPerConn[`${a.clients}-${b.clients}`] = (b.rssBytes - a.rssBytes) / (b.clients - a.clients);
+    const key = `${a.clients}-${b.clients}`;
+    bytesPerConn[key] = (b.rssBytes - a.rssBytes) / (b.clients - a.clients);
+    rawBytesPerConn[key] = (b.rawRssBytes - a.rawRssBytes) / (b.clients - a.clients);
   }
-  return { points, bytesPerConn, closed: pool.filter((c) => c.closed).length };
+  return { points, bytesPerConn, rawBytesPerConn, closed: pool.filter((c) => c.closed).length };
 }
 
 async function throughput(p: ThroughputPhase) {
@@ -1102,6 +1144,35 @@ async function slow(p: SlowPhase) {
   lat = new Float64Array(Math.ceil(totalMsgs * p.others * 1.5) + 1000);
   const rp = ratePublisher(pub, p.rate, Math.max(0, p.size - padFor(0)));
 
+  // The watcher (server RSS, the slow socket's server-side TCP state) runs through both windows,
+  // so "before" and "during" carry the same measuring cost; its readings count once paused.
+  const slowPort = slowC.sock!.localPort;
+  let pausedAt = -1;
+  let rssBefore = procRssBytes(opts.serverPid);
+  let rssMax = rssBefore;
+  let serverSide: { afterS: number; state: string } | null = null;
+  let maxServerTxQueue = 0;
+  let watching = false;
+  const watch = setInterval(async () => {
+    if (watching) return;
+    watching = true;
+    try {
+      const rss = procRssBytes(opts.serverPid);
+      const st = await tcpStateAsync(opts.port, slowPort);
+      if (pausedAt < 0) return;
+      rssMax = Math.max(rssMax, rss);
+      if (st) maxServerTxQueue = Math.max(maxServerTxQueue, st.txQueue);
+      if (!serverSide && (!st || st.state !== "ESTABLISHED")) {
+        serverSide = {
+          afterS: (performance.now() - pausedAt) / 1000,
+          state: st ? st.state : "gone (reset)",
+        };
+      }
+    } finally {
+      watching = false;
+    }
+  }, 200);
+
   // phase A: everyone reads
   await sleep(p.warmup * 1000);
   recording = true;
@@ -1109,29 +1180,14 @@ async function slow(p: SlowPhase) {
   recording = false;
   const before = latStats(0, latN);
   const sentBefore = rp.sent();
-  const rssBefore = procRssBytes(opts.serverPid);
+  rssBefore = rssMax = procRssBytes(opts.serverPid);
 
-  // phase B: the slow client stops reading
+  // phase B: the slow client stops reading (a window as long as "before")
   slowC.sock!.pause();
-  const pausedAt = performance.now();
-  const slowPort = slowC.sock!.localPort;
+  pausedAt = performance.now();
   const latFrom = latN;
   recording = true;
   const cpu = cpuWindow();
-  let rssMax = rssBefore;
-  let serverSide: { afterS: number; state: string } | null = null;
-  let maxServerTxQueue = 0;
-  const watch = setInterval(() => {
-    rssMax = Math.max(rssMax, procRssBytes(opts.serverPid));
-    const st = tcpState(opts.port, slowPort);
-    if (st) maxServerTxQueue = Math.max(maxServerTxQueue, st.txQueue);
-    if (!serverSide && (!st || st.state !== "ESTABLISHED")) {
-      serverSide = {
-        afterS: (performance.now() - pausedAt) / 1000,
-        state: st ? st.state : "gone (reset)",
-      };
-    }
-  }, 200);
   await sleep(p.during * 1000);
   clearInterval(watch);
   recording = false;

@@ -13,7 +13,8 @@
 //   env      extra environment for the server (optional)
 //   extra    true: not part of the default set, runs only when named in --only
 
-const DENO_RUN = ["deno", "run", "-A", "--no-prompt"];
+// --expose-gc: the idle phase asks each server for a full GC before reading RSS (servers/_gc.mjs).
+const DENO_RUN = ["deno", "run", "-A", "--no-prompt", "--v8-flags=--expose-gc"];
 
 export const targets = [
   { name: "bun-corked", runtime: "bun", group: "bun", command: ["bun", "bench/servers/bun_corked.ts"] },
@@ -22,7 +23,7 @@ export const targets = [
   { name: "crossws-bun", runtime: "bun", group: "bun", command: ["bun", "bench/servers/crossws_bun.ts"] },
   { name: "deno-loop", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/deno_loop.ts"] },
   { name: "crossws-deno", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/crossws_deno.ts"] },
-  { name: "socketio-node", runtime: "node", group: "node", proto: "socketio", command: ["node", "bench/servers/socketio_node.mjs"] },
+  { name: "socketio-node", runtime: "node", group: "node", proto: "socketio", command: ["node", "--expose-gc", "bench/servers/socketio_node.mjs"] },
 
   // The library itself (added by the lead; each implements the same control protocol):
   { name: "hubbub-bun", runtime: "bun", group: "bun", command: ["bun", "bench/servers/hubbub_bun.ts"] },

@@ -1,5 +1,6 @@
 // Shared pieces of the bench control protocol for the Bun and Deno target servers.
 // See bench/README.md ("Control protocol"). Bench-only: never imported by the library.
+import "./_gc.mjs"; // full GC on SIGUSR2, for the idle-memory phase
 
 /** The one room every listening client is put into. */
 export const ROOM = "bench";

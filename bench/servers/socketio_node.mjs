@@ -3,6 +3,7 @@
 // over a WebSocket). Listeners join the "bench" room; the publisher (query role=publisher)
 // emits "publish" events; each one is broadcast as a "bench" event carrying the same
 // envelope {type:"bench",data,timestamp} the other targets send.
+import "./_gc.mjs"; // full GC on SIGUSR2, for the idle-memory phase
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 
