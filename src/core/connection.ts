@@ -486,4 +486,3 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     }
   }
 }
-
