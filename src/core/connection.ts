@@ -16,7 +16,11 @@ import {
   kFlushTick,
   kLastSeen,
   kPing,
-  kRooms,
+  kRoomAdd,
+  kRoomCount,
+  kRoomDelete,
+  kRoomHas,
+  kRoomTake,
   kSetUser,
   kTeardown,
   kTouch,
@@ -105,7 +109,8 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   readonly request: ConnectionRequest;
   #userId: string | undefined;
   #locals: Locals | undefined;
-  #rooms: Set<string> | undefined;
+  /** No room, one room (most connections: a Set costs ~250 bytes), or a Set of several. */
+  #rooms: string | Set<string> | undefined;
   #state = OPEN;
   #closeCode = 0;
   #closeReason = "";
@@ -163,7 +168,8 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
 
   /** The rooms this connection is in (a read-only snapshot). */
   get rooms(): ReadonlySet<string> {
-    return new Set(this.#rooms);
+    const rooms = this.#rooms;
+    return typeof rooms === "string" ? new Set([rooms]) : new Set(rooms);
   }
 
   /** `"open"`, `"closing"` or `"closed"`. */
@@ -383,9 +389,51 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     this.#userId = userId;
   }
 
-  /** @internal The live room set (the hub maintains it). */
-  get [kRooms](): Set<string> {
-    return this.#rooms ??= new Set();
+  /** @internal Whether the connection is in `room`. */
+  [kRoomHas](room: string): boolean {
+    const rooms = this.#rooms;
+    return typeof rooms === "string" ? rooms === room : rooms !== undefined && rooms.has(room);
+  }
+
+  /** @internal How many rooms the connection is in. */
+  [kRoomCount](): number {
+    const rooms = this.#rooms;
+    return rooms === undefined ? 0 : typeof rooms === "string" ? 1 : rooms.size;
+  }
+
+  /** @internal Record `room`; `false` if already in it. */
+  [kRoomAdd](room: string): boolean {
+    const rooms = this.#rooms;
+    if (rooms === undefined) {
+      this.#rooms = room;
+    } else if (typeof rooms === "string") {
+      if (rooms === room) return false;
+      this.#rooms = new Set([rooms, room]);
+    } else {
+      if (rooms.has(room)) return false;
+      rooms.add(room);
+    }
+    return true;
+  }
+
+  /** @internal Forget `room`; `false` if not in it. */
+  [kRoomDelete](room: string): boolean {
+    const rooms = this.#rooms;
+    if (typeof rooms === "string") {
+      if (rooms !== room) return false;
+      this.#rooms = undefined;
+      return true;
+    }
+    if (rooms === undefined || !rooms.delete(room)) return false;
+    if (rooms.size === 0) this.#rooms = undefined;
+    return true;
+  }
+
+  /** @internal Forget every room; returns them. */
+  [kRoomTake](): string[] {
+    const rooms = this.#rooms;
+    this.#rooms = undefined;
+    return rooms === undefined ? [] : typeof rooms === "string" ? [rooms] : [...rooms];
   }
 
   #overflow(): false {

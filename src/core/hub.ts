@@ -34,7 +34,11 @@ import {
   kFlushTick,
   kLastSeen,
   kPing,
-  kRooms,
+  kRoomAdd,
+  kRoomCount,
+  kRoomDelete,
+  kRoomHas,
+  kRoomTake,
   kSetUser,
   kTeardown,
   kTouch,
@@ -1386,7 +1390,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         return;
       }
       if (
-        !conn[kRooms].has(room) && conn[kRooms].size >= this.limits.maxRoomsPerConnection
+        !conn[kRoomHas](room) && conn[kRoomCount]() >= this.limits.maxRoomsPerConnection
       ) {
         this.#error(conn, ErrorCode.LIMIT_EXCEEDED, "Cannot subscribe: too many rooms", {
           room,
@@ -1602,9 +1606,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   // ---------------------------------------------------------------- indexes
 
   #join(conn: Connection, room: string): void {
-    const rooms = conn[kRooms];
-    if (rooms.has(room)) return;
-    rooms.add(room);
+    if (!conn[kRoomAdd](room)) return;
     let set = this.#rooms.get(room);
     if (set === undefined) {
       this.#rooms.set(room, set = new Set());
@@ -1615,8 +1617,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   }
 
   #leave(conn: Connection, room: string, cause: LeaveCause = "server"): void {
-    const rooms = conn[kRooms];
-    if (!rooms.delete(room)) return;
+    if (!conn[kRoomDelete](room)) return;
     this.#unindexRoom(conn, room);
     this.#roomHook(this.#options.onLeave, conn, room, cause);
   }
@@ -1677,9 +1678,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     if (this.#socketOpen.has(conn)) this.#lingering.add(conn);
     if (conn.userId !== undefined) this.#unindexUser(conn, conn.userId);
     this.#interest(this.#prefix + "client:" + conn.id, false);
-    const rooms = [...conn[kRooms]];
-    conn[kRooms].clear();
-    for (const room of rooms) {
+    for (const room of conn[kRoomTake]()) {
       this.#unindexRoom(conn, room);
       this.#roomHook(this.#options.onLeave, conn, room, "disconnect");
     }

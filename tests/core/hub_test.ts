@@ -601,6 +601,36 @@ test("Hub indexes are empty after every connection leaves", async () => {
   await hub.close();
 });
 
+test("A connection's rooms stay right through one room, several, and back to none", async () => {
+  const hub = new Hub();
+  const c = await connectMemory(hub);
+  await c.next();
+  const conn = hub.connections()[0];
+  const rooms = () => [...conn.rooms].sort();
+  conn.join("a");
+  conn.join("a");
+  assert.deepEqual(rooms(), ["a"]);
+  conn.join("b");
+  conn.join("c");
+  assert.deepEqual(rooms(), ["a", "b", "c"]);
+  conn.leave("b");
+  conn.leave("b");
+  assert.deepEqual(rooms(), ["a", "c"]);
+  conn.leave("a");
+  conn.leave("c");
+  assert.deepEqual(rooms(), []);
+  assert.equal(hub.roomCount, 0);
+  conn.join("d");
+  conn.join("e");
+  assert.equal(hub.roomSize("d"), 1);
+  assert.equal(hub.emit("x", 1, { rooms: "e" }), 1);
+  c.close();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(hub.roomCount, 0);
+  assert.deepEqual(rooms(), []);
+  await hub.close();
+});
+
 test("A throwing disconnect hook is reported and does not break the hub", async () => {
   const errors: string[] = [];
   const hub = new Hub({
