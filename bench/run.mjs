@@ -146,8 +146,8 @@ const PHASES = {
     rate: 100,
     warmup: QUICK ? 0.2 : 0.2,
     // Equal windows: a p99 over a longer window catches more rare stalls (GC) by itself.
-    before: QUICK ? 1 : 3,
-    during: QUICK ? 1 : 3,
+    before: QUICK ? 1 : 2,
+    during: QUICK ? 1 : 2,
     drain: QUICK ? 0.5 : 0.8,
   },
 };
@@ -634,7 +634,7 @@ function legend(results) {
     ...(WINDOW ? [] : [
       `  by >= 5 %, until two doublings gain less, at most ${WINDOW_MAX}, and above 16 never more than ` +
       `${PHASES.tp1k.maxInFlightS} s of the server's`,
-      `  deliveries in flight) and reused in later runs.`,
+      `  deliveries in flight; the fastest window probed is used) and reused in later runs.`,
     ]),
     `  Measured for ${tp.duration} s after ${tp.warmup} s warm-up.`,
     `- × runtime ref: deliveries/s over the reference's from the same invocation (Bun targets vs bun-corked`,

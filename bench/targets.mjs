@@ -19,7 +19,7 @@ const DENO_RUN = ["deno", "run", "-A", "--no-prompt", "--v8-flags=--expose-gc"];
 export const targets = [
   { name: "bun-corked", runtime: "bun", group: "bun", command: ["bun", "bench/servers/bun_corked.ts"] },
   { name: "bun-publish", runtime: "bun", group: "bun", command: ["bun", "bench/servers/bun_publish.ts"] },
-  { name: "bun-loop", runtime: "bun", group: "bun", command: ["bun", "bench/servers/bun_loop.ts"] },
+  { name: "bun-loop", runtime: "bun", group: "bun", extra: true, command: ["bun", "bench/servers/bun_loop.ts"] },
   { name: "crossws-bun", runtime: "bun", group: "bun", command: ["bun", "bench/servers/crossws_bun.ts"] },
   { name: "deno-loop", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/deno_loop.ts"] },
   { name: "crossws-deno", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/crossws_deno.ts"] },
