@@ -1,6 +1,6 @@
 // Transport over a Bun ServerWebSocket. Writes are corked per tick by the hub;
 // backpressure comes from send()'s status and the `drain` event.
-import type { HubLimits } from "../core/hub.ts";
+import type { AcceptedUpgrade, HubLimits } from "../core/hub.ts";
 import type { SocketEvents, Transport } from "../core/transport.ts";
 
 /** The parts of Bun's ServerWebSocket this adapter uses. */
@@ -29,64 +29,64 @@ export interface BunSocketState {
   drained: (() => void) | undefined;
 }
 
-/** Build a transport over a Bun socket; `state.drained` is called from the `drain` handler. */
-export function bunTransport(
-  ws: BunSocketLike,
-  state: BunSocketState,
-  _limits: HubLimits,
-): Transport {
-  return new BunTransport(ws, state);
-}
+/**
+ * The transport over one Bun socket, and at the same time that socket's adapter state
+ * (`events`, `drained`): one object per connection, which the adapters keep as `ws.data`
+ * (idle memory matters at 10k+). Created before the socket exists; `attach` it once open.
+ */
+export class BunTransport implements Transport, BunSocketState {
+  /** The hub's event sink once the socket opened. */
+  events: SocketEvents | undefined = undefined;
+  /** Called from Bun's `drain` handler while a writer waits. */
+  drained: (() => void) | undefined = undefined;
+  /** The hub's acceptance, from the upgrade until the socket opens (Bun adapter). */
+  decision: AcceptedUpgrade | undefined = undefined;
+  #ws: BunSocketLike | undefined;
 
-/** A class, not closures: one small object per connection (idle memory matters at 10k+). */
-class BunTransport implements Transport {
-  readonly #ws: BunSocketLike;
-  readonly #state: BunSocketState;
-
-  constructor(ws: BunSocketLike, state: BunSocketState) {
+  /** Bind the socket (Bun's `open`). */
+  attach(ws: BunSocketLike): this {
     this.#ws = ws;
-    this.#state = state;
+    return this;
   }
 
   send(frame: string | Uint8Array): number {
     try {
-      return this.#ws.send(frame);
+      return this.#ws!.send(frame);
     } catch {
       return 1;
     }
   }
 
   bufferedAmount(): number {
-    return this.#ws.getBufferedAmount();
+    return this.#ws!.getBufferedAmount();
   }
 
   cork(fn: () => void): void {
     try {
-      this.#ws.cork(fn);
+      this.#ws!.cork(fn);
     } catch {
       // Socket already closed: nothing to write.
     }
   }
 
   ping(): void {
-    this.#ws.ping();
+    this.#ws!.ping();
   }
 
   writable(lowWater: number, signal: AbortSignal): Promise<void> {
-    const ws = this.#ws;
-    const state = this.#state;
+    const ws = this.#ws!;
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);
       if (ws.getBufferedAmount() <= lowWater || ws.readyState >= 2) return resolve();
       const onAbort = () => {
-        state.drained = undefined;
+        this.drained = undefined;
         reject(signal.reason);
       };
       signal.addEventListener("abort", onAbort, { once: true });
       // Bun fires drain repeatedly while the buffer empties: resume under the low watermark.
-      state.drained = () => {
+      this.drained = () => {
         if (ws.getBufferedAmount() <= lowWater || ws.readyState >= 2) {
-          state.drained = undefined;
+          this.drained = undefined;
           signal.removeEventListener("abort", onAbort);
           resolve();
         }
@@ -96,13 +96,13 @@ class BunTransport implements Transport {
 
   close(code: number, reason: string): void {
     try {
-      this.#ws.close(code, reason);
+      this.#ws!.close(code, reason);
     } catch { /* already closed */ }
   }
 
   terminate(): void {
     try {
-      this.#ws.terminate();
+      this.#ws!.terminate();
     } catch { /* already closed */ }
   }
 }

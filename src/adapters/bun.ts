@@ -29,6 +29,7 @@
 
 import type { Hub } from "../core/hub.ts";
 import type { AcceptedUpgrade } from "../core/hub.ts";
+import type { Transport } from "../core/transport.ts";
 export type { BunServerOptions, BunSocketLike, BunSocketState };
 import {
   bunMessageData,
@@ -36,7 +37,7 @@ import {
   bunServerOptions,
   type BunSocketLike,
   type BunSocketState,
-  bunTransport,
+  BunTransport,
 } from "./_bun_socket.ts";
 
 /** The parts of Bun's `Server` this adapter uses. */
@@ -45,10 +46,12 @@ export interface BunServerLike {
   upgrade(request: Request, options: { data: unknown; headers?: HeadersInit }): boolean;
 }
 
-/** What the adapter keeps in `ws.data`: one object per socket. */
+/** What the adapter keeps in `ws.data`: one object per socket, which is also its transport. */
 export interface BunSocketData extends BunSocketState {
   /** The hub's acceptance, until the socket opens. */
   decision: AcceptedUpgrade | undefined;
+  /** Bind the opened socket; returns the transport the hub writes through. */
+  attach(ws: BunSocketLike): Transport;
 }
 
 /** A Bun server-side socket carrying hubbub's data. */
@@ -95,7 +98,9 @@ export function createBunHandler(hub: Hub<any>): BunHandler {
     async upgrade(request, server) {
       const decision = await hub.upgrade(request);
       if (!decision.ok) return decision.response;
-      const data: BunSocketData = { decision, events: undefined, drained: undefined };
+      // One object per socket: the transport doubles as the adapter's state.
+      const data: BunSocketData = new BunTransport();
+      data.decision = decision;
       const headers = decision.protocol
         ? { "sec-websocket-protocol": decision.protocol }
         : undefined;
@@ -111,7 +116,7 @@ export function createBunHandler(hub: Hub<any>): BunHandler {
         const decision = data.decision;
         if (decision === undefined) return;
         data.decision = undefined; // not needed once open: keep idle connections small
-        data.events = decision.open(bunTransport(ws, data, limits));
+        data.events = decision.open(data.attach(ws));
       },
       message(ws, message) {
         ws.data.events?.message(bunMessageData(message));

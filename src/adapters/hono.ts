@@ -46,7 +46,7 @@ import {
   bunServerOptions,
   type BunSocketLike,
   type BunSocketState,
-  bunTransport,
+  BunTransport,
 } from "./_bun_socket.ts";
 
 /** The parts of Hono's `Context` this adapter uses. */
@@ -168,9 +168,9 @@ class HonoSocketEvents implements HonoWSEvents {
     this.#decision = undefined;
     const raw = ws.raw;
     if (isBunSocket(raw)) {
-      const state: BunSocketState = { events: undefined, drained: undefined };
+      const state = new BunTransport().attach(raw);
       bunStates.set(raw, state);
-      this.#events = state.events = decision.open(bunTransport(raw, state, this.#limits));
+      this.#events = state.events = decision.open(state);
     } else {
       const socket = raw as WebSocketLike;
       socket.binaryType = "arraybuffer";
