@@ -10,6 +10,7 @@ import { type Frame, SendQueue } from "./send_queue.ts";
 import type { Transport } from "./transport.ts";
 import { encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
 import {
+  kCompact,
   kDeliver,
   kDrainClose,
   kFlush,
@@ -61,6 +62,18 @@ export interface ConnectionOwner {
   now(): number;
 }
 
+/** A connection's queue and socket limits (the hub's `HubLimits` has them). */
+export interface ConnectionLimits {
+  /** Most frames queued beyond the socket's buffer. */
+  readonly maxQueueMessages: number;
+  /** Most bytes queued beyond the socket's buffer (see `frameSize`). */
+  readonly maxQueueBytes: number;
+  /** Socket buffer size (bytes) above which frames are queued instead of sent. */
+  readonly highWaterMark: number;
+  /** Resume writing when the socket is under this many bytes. */
+  readonly lowWaterMark: number;
+}
+
 /** Everything a {@linkcode Connection} is created with. Built by the hub. */
 export interface ConnectionInit {
   /** Client id (UUID v4). */
@@ -75,14 +88,8 @@ export interface ConnectionInit {
   transport: Transport;
   /** The hub. */
   owner: ConnectionOwner;
-  /** Queue limits. */
-  maxQueueMessages: number;
-  /** Queue limits. */
-  maxQueueBytes: number;
-  /** Socket high-water mark in bytes. */
-  highWaterMark: number;
-  /** Resume writing when the socket is under this many bytes. */
-  lowWaterMark: number;
+  /** Queue and socket limits: one object shared by the hub's connections. */
+  limits: ConnectionLimits;
   /** Batched framing was negotiated: coalesce queued text frames with "\n". */
   batch?: boolean;
 }
@@ -116,9 +123,9 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   #closeReason = "";
   readonly #transport: Transport;
   readonly #owner: ConnectionOwner;
-  readonly #queue: SendQueue;
-  readonly #hwm: number;
-  readonly #lwm: number;
+  /** Created when a frame must wait; dropped again once an idle connection's queue is empty. */
+  #queue: SendQueue | undefined;
+  readonly #limits: ConnectionLimits;
   #dirty = false;
   readonly #coalesce: boolean;
   readonly #batch: boolean;
@@ -140,12 +147,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     this.request = init.request;
     this.#transport = init.transport;
     this.#owner = init.owner;
-    this.#queue = new SendQueue({
-      maxMessages: init.maxQueueMessages,
-      maxBytes: init.maxQueueBytes,
-    });
-    this.#hwm = init.highWaterMark;
-    this.#lwm = init.lowWaterMark;
+    this.#limits = init.limits;
     this.#lastSeen = init.owner.now();
     this.#batch = init.batch === true;
     this.#coalesce = this.#batch || init.transport.cork !== undefined;
@@ -189,7 +191,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
 
   /** Bytes waiting in this connection's send queue (not counting the socket's own buffer). */
   get queuedBytes(): number {
-    return this.#queue.bytes;
+    return this.#queue === undefined ? 0 : this.#queue.bytes;
   }
 
   /**
@@ -262,7 +264,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     }
     if (this.#state !== OPEN) return;
     this.#state = CLOSING;
-    if (code === CloseCode.SLOW_CLIENT) this.#queue.clear();
+    if (code === CloseCode.SLOW_CLIENT) this.#queue?.clear();
     else this.#sendQueued();
     this.#finish(code, reason);
   }
@@ -275,7 +277,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     if (this.#state !== OPEN) return;
     this.#state = CLOSING;
     if (!this.#waiting) this.#sendQueued();
-    if (this.#queue.length > 0 && !this.#waiting) this.#startWriter();
+    if (this.#queued() > 0 && !this.#waiting) this.#startWriter();
     const writer = this.#writer;
     if (this.#waiting && writer !== undefined) {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -310,13 +312,15 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   /** @internal Deliver an encoded frame; `false` if it was not accepted. */
   [kDeliver](frame: Frame): boolean {
     if (this.#state !== OPEN) return false;
-    const queue = this.#queue;
     if (this.#coalesce) {
+      const queue = this.#queue ?? this.#newQueue();
       if (!queue.push(frame)) {
         // A burst within one tick: hand what is queued to the socket now, then retry.
         if (this.#waiting) return this.#overflow();
         this[kFlush]();
-        if (this.#state !== OPEN || !queue.push(frame)) return this.#overflow();
+        if (this.#state !== OPEN || !(this.#queue ?? this.#newQueue()).push(frame)) {
+          return this.#overflow();
+        }
       }
       if (!this.#dirty && !this.#waiting) {
         this.#dirty = true;
@@ -324,14 +328,15 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       }
       return true;
     }
-    if (!this.#waiting && queue.length === 0) {
+    const queue = this.#queue;
+    if (!this.#waiting && (queue === undefined || queue.length === 0)) {
       const status = this.#transport.send(frame);
       if (status > 0) return true;
       if (status === 0) return this.#overflow();
-      if (this.#transport.bufferedAmount() >= this.#hwm) this.#startWriter();
+      if (this.#transport.bufferedAmount() >= this.#limits.highWaterMark) this.#startWriter();
       return true;
     }
-    if (!queue.push(frame)) return this.#overflow();
+    if (!(queue ?? this.#newQueue()).push(frame)) return this.#overflow();
     if (!this.#waiting) this.#startWriter();
     return true;
   }
@@ -349,7 +354,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     // Also when the queue is empty but the last send filled the socket: otherwise the next
     // flush would send straight into it again, and a trickle would never be queued (Bun
     // buffers up to its backpressureLimit, 16 MiB, before it drops anything).
-    if (this.#queue.length > 0 || this.#full) this.#startWriter();
+    if (this.#queued() > 0 || this.#full) this.#startWriter();
   }
 
   /** @internal The socket closed or the hub tore the connection down. Idempotent. */
@@ -360,8 +365,8 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     this.#closeCode = code;
     this.#closeReason = reason;
     this.#abort?.abort();
-    this.#queue.clear();
-    this.#queue.close();
+    this.#queue?.clear();
+    this.#queue?.close();
     this.#owner.closed(this, code, reason, byServer);
   }
 
@@ -441,14 +446,38 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     if (this.#state === OPEN) {
       // Not reading: drop it rather than queue a close frame behind its backlog.
       this.#state = CLOSING;
-      this.#queue.clear();
+      this.#queue?.clear();
       this.#finish(CloseCode.SLOW_CLIENT, "slow client", true);
     }
     return false;
   }
 
+  /** Frames waiting in the queue. */
+  #queued(): number {
+    return this.#queue === undefined ? 0 : this.#queue.length;
+  }
+
+  #newQueue(): SendQueue {
+    const limits = this.#limits;
+    return this.#queue = new SendQueue({
+      maxMessages: limits.maxQueueMessages,
+      maxBytes: limits.maxQueueBytes,
+    });
+  }
+
+  /**
+   * @internal Drop an empty queue (and the capacity a burst left in it) while the
+   * connection is idle: idle connections hold no queue. Called by the hub's timer.
+   */
+  [kCompact](): void {
+    const queue = this.#queue;
+    if (queue !== undefined && queue.length === 0 && !this.#dirty && !this.#waiting) {
+      this.#queue = undefined;
+    }
+  }
+
   #sendQueued(): void {
-    if (this.#queue.length === 0) return;
+    if (this.#queued() === 0) return;
     const cork = this.#transport.cork;
     if (cork !== undefined) {
       // One shared callback, not a closure per connection (idle memory): cork runs it at once.
@@ -472,9 +501,14 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   /** Send queued frames while the socket has room. */
   #drainSync(): void {
     const queue = this.#queue;
+    if (queue === undefined) return;
     if (!this.#batch) {
       // The hot path: one pass over the queue, bookkeeping once at the end.
+      const n = queue.length;
       queue.drainWhile(this.#sendFrame, this);
+      // A trickle (a frame or two per turn) keeps no queue between turns; a busy connection
+      // keeps its queue and array for the next turn (the hub's timer drops it once idle).
+      if (n <= 2 && queue.length === 0 && this.#queue === queue) this.#queue = undefined;
       return;
     }
     let frame: Frame | undefined;
@@ -502,7 +536,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       this.#overflow();
       return false;
     }
-    if (this.#transport.bufferedAmount() < this.#hwm) return true;
+    if (this.#transport.bufferedAmount() < this.#limits.highWaterMark) return true;
     this.#full = true;
     return false;
   }
@@ -518,11 +552,11 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   async #write(signal: AbortSignal): Promise<void> {
     try {
       while (this.#state !== CLOSED) {
-        await this.#transport.writable(this.#lwm, signal);
+        await this.#transport.writable(this.#limits.lowWaterMark, signal);
         this.#full = false;
         if (this.#state === CLOSED) return;
         this.#sendQueued();
-        if (this.#queue.length === 0) return;
+        if (this.#queued() === 0) return;
       }
     } catch {
       // Aborted by teardown, or the socket failed: teardown follows from the close event.

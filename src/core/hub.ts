@@ -29,6 +29,7 @@ import type { SocketEvents, Transport } from "./transport.ts";
 import { compileOriginCheck, type OriginCheck } from "./_origin.ts";
 import { RateLimiter, type RateLimitSettings, Verdict } from "./_rate_limit.ts";
 import {
+  kCompact,
   kDeliver,
   kDrainClose,
   kFlushTick,
@@ -1055,10 +1056,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       request: init.request,
       transport,
       owner: this.#owner,
-      maxQueueMessages: this.limits.maxQueueMessages,
-      maxQueueBytes: this.limits.maxQueueBytes,
-      highWaterMark: this.limits.highWaterMark,
-      lowWaterMark: this.limits.lowWaterMark,
+      limits: this.limits,
       batch: init.request.protocol === BATCH_PROTOCOL,
     });
     this.#clients.set(conn.id, conn);
@@ -1735,6 +1733,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     const now = this.#clock.now();
     const { pingIntervalMs, idleTimeoutMs } = this.limits;
     for (const conn of this.#clients.values()) {
+      conn[kCompact]();
       const idle = now - conn[kLastSeen];
       if (idle >= idleTimeoutMs) {
         // Only transports the hub pings are timed out here; others keep alive natively.
