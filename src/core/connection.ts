@@ -28,6 +28,10 @@ import {
 } from "./_internal.ts";
 
 const OPEN = 0;
+/** Modes: send at once while the socket has room; queue and flush per turn in cork; batch. */
+const DIRECT = 0;
+const CORKED = 1;
+const BATCH = 2;
 /** Largest batched frame, in UTF-16 code units (about 64 KiB of ASCII). */
 const MAX_BATCH_CHARS = 64 * 1024;
 const CLOSING = 1;
@@ -60,6 +64,8 @@ export interface ConnectionOwner {
   slow(conn: Connection): void;
   /** Current time in Unix ms. */
   now(): number;
+  /** Queue and socket limits, shared by the hub's connections. */
+  readonly limits: ConnectionLimits;
 }
 
 /** A connection's queue and socket limits (the hub's `HubLimits` has them). */
@@ -88,8 +94,6 @@ export interface ConnectionInit {
   transport: Transport;
   /** The hub. */
   owner: ConnectionOwner;
-  /** Queue and socket limits: one object shared by the hub's connections. */
-  limits: ConnectionLimits;
   /** Batched framing was negotiated: coalesce queued text frames with "\n". */
   batch?: boolean;
 }
@@ -125,15 +129,14 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   readonly #owner: ConnectionOwner;
   /** Created when a frame must wait; dropped again once an idle connection's queue is empty. */
   #queue: SendQueue | undefined;
-  readonly #limits: ConnectionLimits;
   #dirty = false;
-  readonly #coalesce: boolean;
-  readonly #batch: boolean;
+  /** DIRECT, CORKED or BATCH: how frames reach the socket. */
+  readonly #mode: number;
   #waiting = false;
   /** The last send left the socket over its high-water mark: wait for it to drain. */
   #full = false;
-  #abort: AbortController | undefined;
-  #writer: Promise<void> | undefined;
+  /** The writer waiting on backpressure: how to stop it, and its promise. */
+  #writer: { abort: AbortController; done: Promise<void> | undefined } | undefined;
   #lastSeen: number;
 
   /**
@@ -147,10 +150,8 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     this.request = init.request;
     this.#transport = init.transport;
     this.#owner = init.owner;
-    this.#limits = init.limits;
     this.#lastSeen = init.owner.now();
-    this.#batch = init.batch === true;
-    this.#coalesce = this.#batch || init.transport.cork !== undefined;
+    this.#mode = init.batch === true ? BATCH : init.transport.cork !== undefined ? CORKED : DIRECT;
   }
 
   /** The user id, set by `identify` or by the `authenticate` hook; `undefined` when anonymous. */
@@ -278,7 +279,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     this.#state = CLOSING;
     if (!this.#waiting) this.#sendQueued();
     if (this.#queued() > 0 && !this.#waiting) this.#startWriter();
-    const writer = this.#writer;
+    const writer = this.#writer?.done;
     if (this.#waiting && writer !== undefined) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
@@ -312,7 +313,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   /** @internal Deliver an encoded frame; `false` if it was not accepted. */
   [kDeliver](frame: Frame): boolean {
     if (this.#state !== OPEN) return false;
-    if (this.#coalesce) {
+    if (this.#mode !== DIRECT) {
       const queue = this.#queue ?? this.#newQueue();
       if (!queue.push(frame)) {
         // A burst within one tick: hand what is queued to the socket now, then retry.
@@ -333,7 +334,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       const status = this.#transport.send(frame);
       if (status > 0) return true;
       if (status === 0) return this.#overflow();
-      if (this.#transport.bufferedAmount() >= this.#limits.highWaterMark) this.#startWriter();
+      if (this.#transport.bufferedAmount() >= this.#owner.limits.highWaterMark) this.#startWriter();
       return true;
     }
     if (!(queue ?? this.#newQueue()).push(frame)) return this.#overflow();
@@ -364,7 +365,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     this.#state = CLOSED;
     this.#closeCode = code;
     this.#closeReason = reason;
-    this.#abort?.abort();
+    this.#writer?.abort.abort();
     this.#queue?.clear();
     this.#queue?.close();
     this.#owner.closed(this, code, reason, byServer);
@@ -458,7 +459,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   }
 
   #newQueue(): SendQueue {
-    const limits = this.#limits;
+    const limits = this.#owner.limits;
     return this.#queue = new SendQueue({
       maxMessages: limits.maxQueueMessages,
       maxBytes: limits.maxQueueBytes,
@@ -502,7 +503,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   #drainSync(): void {
     const queue = this.#queue;
     if (queue === undefined) return;
-    if (!this.#batch) {
+    if (this.#mode !== BATCH) {
       // The hot path: one pass over the queue, bookkeeping once at the end.
       const n = queue.length;
       queue.drainWhile(this.#sendFrame, this);
@@ -513,7 +514,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     }
     let frame: Frame | undefined;
     while ((frame = queue.shift()) !== undefined) {
-      if (this.#batch && typeof frame === "string") {
+      if (typeof frame === "string") {
         // Batched framing: consecutive text frames go out as one, newline-separated.
         let next = queue.peek();
         let bytes = frame.length;
@@ -536,7 +537,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       this.#overflow();
       return false;
     }
-    if (this.#transport.bufferedAmount() < this.#limits.highWaterMark) return true;
+    if (this.#transport.bufferedAmount() < this.#owner.limits.highWaterMark) return true;
     this.#full = true;
     return false;
   }
@@ -544,15 +545,19 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   #startWriter(): void {
     if (this.#waiting || this.#state === CLOSED) return;
     this.#waiting = true;
-    const abort = this.#abort = new AbortController();
-    this.#writer = this.#write(abort.signal);
+    const writer: { abort: AbortController; done: Promise<void> | undefined } = {
+      abort: new AbortController(),
+      done: undefined,
+    };
+    this.#writer = writer;
+    writer.done = this.#write(writer.abort.signal);
   }
 
   /** The one writer: waits for the socket to drain, then sends what is queued. */
   async #write(signal: AbortSignal): Promise<void> {
     try {
       while (this.#state !== CLOSED) {
-        await this.#transport.writable(this.#limits.lowWaterMark, signal);
+        await this.#transport.writable(this.#owner.limits.lowWaterMark, signal);
         this.#full = false;
         if (this.#state === CLOSED) return;
         this.#sendQueued();
@@ -563,7 +568,6 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     } finally {
       // Synchronously with the last step, so no frame can slip between "empty" and "idle".
       this.#waiting = false;
-      this.#abort = undefined;
       this.#writer = undefined;
     }
   }

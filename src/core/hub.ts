@@ -598,6 +598,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       closed: (conn, code, reason, byServer) => this.#removed(conn, code, reason, byServer),
       slow: noop,
       now: () => this.#clock.now(),
+      limits: this.limits,
     };
   }
 
@@ -1056,7 +1057,6 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       request: init.request,
       transport,
       owner: this.#owner,
-      limits: this.limits,
       batch: init.request.protocol === BATCH_PROTOCOL,
     });
     this.#clients.set(conn.id, conn);
