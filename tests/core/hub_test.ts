@@ -423,6 +423,29 @@ test("With a corking transport, a burst of emits becomes one write per connectio
   await hub.close();
 });
 
+test("A corked connection's queue is dropped when idle and made again for the next burst, in order", async () => {
+  const clock = new ManualClock();
+  const hub = new Hub({ clock, pingIntervalMs: 1000, idleTimeoutMs: 60_000 });
+  const a = await connectMemory(hub, { cork: true });
+  await a.next();
+  const conn = hub.connections()[0];
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 20; i++) hub.emit("n", round * 100 + i);
+    assert.ok(conn.queuedBytes > 0, "a burst waits for the end of the turn");
+    await new Promise((r) => setTimeout(r, 5));
+    assert.equal(conn.queuedBytes, 0);
+    clock.advance(1000); // the hub's timer drops the empty queue
+    await new Promise((r) => setTimeout(r, 0));
+    hub.emit("n", round * 100 + 99); // a trickle: one frame in a turn
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.deepEqual(
+    a.messages.filter((m) => m.type === "n").map((m) => m.data),
+    [0, 100, 200].flatMap((b) => [...Array.from({ length: 20 }, (_, i) => b + i), b + 99]),
+  );
+  await hub.close();
+});
+
 test("Hub pings quiet connections and closes those that stop answering with 1001", async () => {
   const clock = new ManualClock();
   const hub = new Hub({ clock, pingIntervalMs: 1000, idleTimeoutMs: 3000 });
