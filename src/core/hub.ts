@@ -842,10 +842,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       if (this.#backplane !== undefined) this.#publish(frame, { clients: clientId });
       return false;
     }
-    const size = utf8Length(frame);
-    const ok = conn[kDeliver](frame);
-    this.#countOut(type, ok ? 1 : 0, size);
-    return ok;
+    // Counted and observed like any emit (an `emit` event with 0 or 1 recipients).
+    return this.#emitted(type, frame, utf8Length(frame), { clients: clientId }) > 0;
   }
 
   #fanout(frame: Frame, target: Target | undefined): number {

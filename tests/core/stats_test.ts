@@ -105,6 +105,25 @@ test("Hub.observe() and Hub.events() see frames, emits, connects and disconnects
   await hub.close();
 });
 
+test("Hub.sendTo() is counted and observed like an emit", async () => {
+  const hub = new Hub();
+  const seen: HubEvent[] = [];
+  hub.observe((e) => void seen.push(e));
+  const c = await connectMemory(hub);
+  await c.next();
+  const id = hub.connections()[0].id;
+  const before = hub.stats();
+  assert.equal(hub.sendTo(id, "dm", { text: "hi" }), true);
+  assert.equal(hub.sendTo("no-such-client", "dm", {}), false);
+  const emits = seen.filter((e) => e.kind === "emit") as Extract<HubEvent, { kind: "emit" }>[];
+  assert.deepEqual(emits.map((e) => [e.type, e.recipients]), [["dm", 1]]);
+  const after = hub.stats();
+  assert.equal(after.out.messages - before.out.messages, 1);
+  assert.equal(after.emits - before.emits, 1);
+  assert.equal((await c.next()).type, "dm");
+  await hub.close();
+});
+
 test("A slow events() consumer loses the oldest events, never slows the hub", async () => {
   const hub = new Hub();
   const it = hub.events({ bufferSize: 3 });
