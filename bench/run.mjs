@@ -91,6 +91,24 @@ if (!(RUNS >= 1) || !(WINDOW >= 0) || !(GROUP >= 1)) {
   process.exit(2);
 }
 
+/** A throughput phase at `clients` listeners (tp1k and tp5k differ only in that). */
+function throughputPhase(clients) {
+  return {
+    kind: "throughput",
+    clients,
+    size: 100,
+    window: WINDOW,
+    group: GROUP,
+    windowMax: WINDOW_MAX,
+    windowStart: QUICK ? 16 : 4,
+    maxInFlightS: 0.4,
+    probeSettle: QUICK ? 0.05 : 0.1,
+    probeMeasure: QUICK ? 0.1 : 0.2,
+    warmup: QUICK ? 0.1 : 0.2,
+    duration: QUICK ? 0.5 : 1,
+  };
+}
+
 /**
  * Phase settings (seconds, counts). A run of a target is two sessions, each a fresh server
  * process and one load-client process: "main" = idle (connect up to 10k) → tp5k (close down to
@@ -103,34 +121,8 @@ const PHASES = {
     steps: QUICK ? [1000, 5000] : [1000, 5000, 10000],
     settle: QUICK ? 0.2 : 0.3,
   },
-  tp5k: {
-    kind: "throughput",
-    clients: 5000,
-    size: 100,
-    window: WINDOW,
-    group: GROUP,
-    windowMax: WINDOW_MAX,
-    windowStart: QUICK ? 16 : 4,
-    maxInFlightS: 0.4,
-    probeSettle: QUICK ? 0.05 : 0.1,
-    probeMeasure: QUICK ? 0.1 : 0.2,
-    warmup: QUICK ? 0.1 : 0.2,
-    duration: QUICK ? 0.5 : 1,
-  },
-  tp1k: {
-    kind: "throughput",
-    clients: 1000,
-    size: 100,
-    window: WINDOW,
-    group: GROUP,
-    windowMax: WINDOW_MAX,
-    windowStart: QUICK ? 16 : 4,
-    maxInFlightS: 0.4,
-    probeSettle: QUICK ? 0.05 : 0.1,
-    probeMeasure: QUICK ? 0.1 : 0.2,
-    warmup: QUICK ? 0.1 : 0.2,
-    duration: QUICK ? 0.5 : 1,
-  },
+  tp5k: throughputPhase(5000),
+  tp1k: throughputPhase(1000),
   latency: {
     kind: "latency",
     clients: 1000,
