@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // The one test command (`npm test`): static gates, then every suite on Deno and on Bun.
-// Ends with one line: `N passed, N failed` (gates count as one check each).
+// Ends with one line: `N passed, N failed, N skipped` (gates count as one check each; skipped
+// are Deno's ignored and Bun's skipped tests). Fails when fewer tests ran on a runtime than its
+// floor in scripts/test_floor.json (a harness bug that skips everything cannot end green), and
+// when a runner hangs past its watchdog (HUBBUB_TEST_WATCHDOG_S, default 600 s per runtime).
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 
 const bin = (name) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
 const DENO = bin("deno");
@@ -21,10 +24,40 @@ for (const b of [DENO, BUN]) {
   }
 }
 
-function run(cmd, argv, { quiet = false } = {}) {
+const WATCHDOG_MS = Number(process.env.HUBBUB_TEST_WATCHDOG_S ?? 600) * 1000;
+const FLOOR = JSON.parse(readFileSync(new URL("./test_floor.json", import.meta.url), "utf8"));
+const running = new Set();
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    for (const child of running) killGroup(child);
+    process.exit(130);
+  });
+}
+
+// A watched child runs in its own process group, so a hung runner is killed with everything
+// it started (redis-server, fixture servers).
+function killGroup(child) {
+  try {
+    process.kill(-child.pid, "SIGKILL");
+  } catch {
+    child.kill("SIGKILL");
+  }
+}
+
+function run(cmd, argv, { quiet = false, watchdogMs } = {}) {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(cmd, argv, { env, stdio: ["ignore", "pipe", "pipe"] });
+    const detached = watchdogMs !== undefined;
+    const child = spawn(cmd, argv, { env, stdio: ["ignore", "pipe", "pipe"], detached });
+    running.add(child);
+    let hung = false;
+    const timer = detached
+      ? setTimeout(() => {
+        hung = true;
+        console.log(`\n!! ${cmd} ${argv.join(" ")}: still running after ${watchdogMs} ms: killed`);
+        killGroup(child);
+      }, watchdogMs)
+      : undefined;
     let out = "";
     const take = (chunk) => {
       const s = chunk.toString();
@@ -33,17 +66,25 @@ function run(cmd, argv, { quiet = false } = {}) {
     };
     child.stdout.on("data", take);
     child.stderr.on("data", take);
-    child.on("close", (code) => resolve({ code, out: stripAnsi(out), ms: Date.now() - started }));
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      running.delete(child);
+      resolve({ code, out: stripAnsi(out), ms: Date.now() - started, hung });
+    });
   });
 }
 
 let passed = 0;
 let failed = 0;
+let skipped = 0;
 const summary = [];
 
-async function gate(name, cmd, argv, expectFailure = false) {
+// `mustSay`: text the output must contain (e.g. the diagnostic an expected failure gives).
+async function gate(name, cmd, argv, expectFailure = false, mustSay = undefined) {
   const r = await run(cmd, argv, { quiet: true });
-  const ok = expectFailure ? r.code !== 0 : r.code === 0;
+  const said = mustSay === undefined || r.out.includes(mustSay);
+  const ok = (expectFailure ? r.code !== 0 : r.code === 0) && said;
+  if (!said) console.log(`expected the output to contain: ${mustSay}`);
   if (ok) passed++;
   else {
     failed++;
@@ -80,12 +121,18 @@ if (only("gates")) {
     "scripts/core_compat.json",
     ...NEUTRAL_ENTRIES,
   ]);
-  await gate("core-compat probe: a file naming Deno fails that check", DENO, [
-    "check",
-    "--config",
-    "scripts/core_compat.json",
-    "scripts/fixtures/uses_runtime.ts",
-  ], true);
+  await gate(
+    "core-compat probe: a file naming Deno fails that check",
+    DENO,
+    [
+      "check",
+      "--config",
+      "scripts/core_compat.json",
+      "scripts/fixtures/uses_runtime.ts",
+    ],
+    true,
+    "TS2304 [ERROR]: Cannot find name 'Deno'",
+  );
   await gate("README examples type-check", DENO, ["check", "--doc-only", "README.md"]);
   await gate("deno doc --lint (JSDoc on every export)", DENO, [
     "doc",
@@ -96,44 +143,78 @@ if (only("gates")) {
   await gate("deno publish --dry-run", DENO, ["publish", "--dry-run", "--allow-dirty"]);
 }
 
+// Count one runtime's results: passed, failed and skipped; a hang, a crash, a non-zero exit
+// with no failed test, and fewer tests run than the floor each count as one more failure.
+function tally(label, key, r, counts) {
+  if (r.hung) {
+    failed++;
+    summary.push(`${label}: hung, killed by the watchdog after ${r.ms} ms (counted as 1 failure)`);
+    if (counts === undefined) return;
+  }
+  if (counts === undefined) {
+    failed++;
+    summary.push(`${label}: the runner crashed before its summary (counted as 1 failure)`);
+    return;
+  }
+  passed += counts.passed;
+  failed += counts.failed;
+  skipped += counts.skipped;
+  summary.push(
+    `${label}: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`,
+  );
+  if (r.code !== 0 && counts.failed === 0 && !r.hung) {
+    failed++;
+    summary.push(`${label}: exited ${r.code} with no failed test (counted as 1 failure)`);
+  }
+  const ran = counts.passed + counts.failed;
+  const floor = FLOOR[key];
+  if (typeof floor !== "number" || ran < floor) {
+    failed++;
+    summary.push(
+      `${label}: ${ran} tests ran, under the floor of ${floor} in scripts/test_floor.json ` +
+        `(counted as 1 failure)`,
+    );
+  }
+}
+
+// The last match of a pattern (a test's own output may contain look-alike lines).
+const last = (re, text) => [...text.matchAll(re)].at(-1);
+
 if (only("deno")) {
   console.log("== tests on Deno ==");
-  const r = await run(DENO, ["test", "-A", "tests/"]);
-  const m = /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed/.exec(r.out);
-  if (m) {
-    passed += Number(m[1]);
-    failed += Number(m[3]);
-    summary.push(`Deno: ${m[1]} passed, ${m[3]} failed`);
-  } else {
-    failed++;
-    summary.push("Deno: the runner crashed before its summary (counted as 1 failure)");
-  }
-  if (m && r.code !== 0 && Number(m[3]) === 0) {
-    failed++;
-    summary.push(`Deno: exited ${r.code} with no failed test (counted as 1 failure)`);
-  }
+  const r = await run(DENO, ["test", "-A", "tests/"], { watchdogMs: WATCHDOG_MS });
+  const m = last(
+    /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \| (\d+) ignored)?/g,
+    r.out,
+  );
+  tally(
+    "Deno",
+    "deno",
+    r,
+    m && { passed: Number(m[1]), failed: Number(m[3]), skipped: Number(m[4] ?? 0) },
+  );
 }
 
 if (only("bun")) {
   console.log("== tests on Bun ==");
-  const r = await run(BUN, ["test", "--timeout", "60000", "tests/"]);
-  const p = /^\s*(\d+) pass$/m.exec(r.out);
-  const f = /^\s*(\d+) fail$/m.exec(r.out);
-  if (p && f) {
-    passed += Number(p[1]);
-    failed += Number(f[1]);
-    summary.push(`Bun: ${p[1]} passed, ${f[1]} failed`);
-  } else {
-    failed++;
-    summary.push("Bun: the runner crashed before its summary (counted as 1 failure)");
-  }
-  if (p && f && r.code !== 0 && Number(f[1]) === 0) {
-    failed++;
-    summary.push(`Bun: exited ${r.code} with no failed test (counted as 1 failure)`);
-  }
+  const r = await run(BUN, ["test", "--timeout", "60000", "tests/"], { watchdogMs: WATCHDOG_MS });
+  const p = last(/^\s*(\d+) pass$/gm, r.out);
+  const f = last(/^\s*(\d+) fail$/gm, r.out);
+  const s = last(/^\s*(\d+) skip$/gm, r.out);
+  const todo = last(/^\s*(\d+) todo$/gm, r.out);
+  tally(
+    "Bun",
+    "bun",
+    r,
+    p && f && {
+      passed: Number(p[1]),
+      failed: Number(f[1]),
+      skipped: Number(s?.[1] ?? 0) + Number(todo?.[1] ?? 0),
+    },
+  );
 }
 
 console.log("\n== summary ==");
 for (const line of summary) console.log(line);
-console.log(`${passed} passed, ${failed} failed`);
+console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed === 0 ? 0 : 1);

@@ -8,7 +8,12 @@ export type TestFn = () => void | Promise<void>;
 export interface TestOptions {
   /** Skip unless true. */
   if?: boolean;
-  /** Time limit in ms (Bun only; Deno has none). */
+  /**
+   * Time limit in ms, on both runtimes: past it the test fails (so a deadlock fails the run
+   * instead of hanging it). Deno has no per-test limit of its own: {@linkcode test} races the
+   * body against a timer there.
+   * @default {20_000}
+   */
   timeout?: number;
 }
 
@@ -33,13 +38,41 @@ const bun: any = isDeno ? undefined : await import(bunTestModule);
  */
 export function test(name: string, fn: TestFn, options: TestOptions = {}): void {
   const skip = options.if === false;
+  const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
   if (isDeno) {
-    g.Deno.test({ name, fn, ignore: skip });
+    g.Deno.test({ name, fn: withTimeout(fn, timeout), ignore: skip });
   } else if (skip) {
     bun.test.skip(name, fn);
   } else {
-    bun.test(name, fn, options.timeout ?? 20_000);
+    bun.test(name, fn, timeout);
   }
+}
+
+/** The per-test time limit when a test sets none. */
+export const DEFAULT_TIMEOUT_MS = 20_000;
+
+/**
+ * The body, failing with a timeout error if it has not settled after `ms` (Deno's runner has
+ * no per-test limit). The timer is cleared either way, so the sanitizers stay quiet.
+ * @param fn The test body.
+ * @param ms The limit.
+ * @returns A body that settles within `ms`.
+ */
+export function withTimeout(fn: TestFn, ms: number): () => Promise<void> {
+  return async () => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const limit = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`Test timed out after ${ms} ms (a deadlock, or a slow test?)`)),
+        ms,
+      );
+    });
+    try {
+      await Promise.race([Promise.resolve().then(fn), limit]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
 }
 
 /** Resolve after `ms` (for tests that must let real time pass, e.g. a 1 s idle timeout). */
