@@ -24,7 +24,7 @@ backplaneContract("BroadcastChannel", () => {
     coalesces: true,
     close: () => Promise.resolve(),
   });
-});
+}, { outage: false, inject: true }); // no outage: a BroadcastChannel cannot be taken down
 
 test("BroadcastChannel objects with one name deliver to each other in one isolate", async () => {
   const a = new BroadcastChannel("hubbub-same-isolate");

@@ -38,7 +38,7 @@ async function redisBus(): Promise<BusFixture> {
   };
 }
 
-backplaneContract("redis", redisBus, { if: hasRedis });
+backplaneContract("redis", redisBus, { outage: true, inject: true }, { if: hasRedis });
 
 /** A started backplane that records what it receives and its health changes. */
 async function started(server: RedisServer, maxReconnectDelayMs?: number) {

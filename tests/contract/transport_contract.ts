@@ -283,25 +283,43 @@ export function transportContract(
       assert.deepEqual(info, { code: 4100, reason: "kicked" });
       assert.deepEqual(b.messages.at(-1)?.data, { code: 4100, reason: "kicked" });
       await until(() => calls.length === 2, 5000, "two disconnects");
-      await new Promise((r) => setTimeout(r, 50));
-      assert.deepEqual(calls.sort(), [4100, 4321]);
+      // A fence instead of a sleep: a third client's close goes through the same path after
+      // both; once its hook ran, a second call for a or b would have run too.
+      const fence = await open();
+      await fence.next();
+      await fence.shut(4999);
+      await until(() => calls.includes(4999), 5000, "the fence's disconnect");
+      assert.deepEqual(calls.sort(), [4100, 4321, 4999]);
     });
   });
 
-  t("closes a client that stops answering pings", async () => {
+  t("closes a client that stops answering pings with 1001, near idleTimeoutMs", async () => {
     const codes: number[] = [];
+    const idleTimeoutMs = 1000;
+    const pingIntervalMs = 200;
     await withServer({
-      pingIntervalMs: 200,
-      idleTimeoutMs: 1000,
+      pingIntervalMs,
+      idleTimeoutMs,
       onDisconnect: (_c, i) => void codes.push(i.code),
     }, async (s, open) => {
+      const opened = Date.now();
       const deaf = await open("", { autoPong: false });
       const alive = await open();
       await deaf.next();
       await alive.next();
       const started = Date.now();
       await until(() => codes.length === 1, 8000, "the deaf client to be closed");
+      const took = Date.now() - opened;
       assert.ok(Date.now() - started >= 500, "not closed before the idle timeout");
+      // Silent since it opened: closed on the first keepalive tick past the timeout.
+      assert.ok(took >= idleTimeoutMs - 50, `closed ${took} ms after opening, before the timeout`);
+      assert.ok(
+        took <= idleTimeoutMs + pingIntervalMs + 500,
+        `closed ${took} ms after opening (idleTimeoutMs ${idleTimeoutMs}, ticks every ${pingIntervalMs})`,
+      );
+      assert.deepEqual(codes, [CloseCode.GOING_AWAY], "the hook saw 1001");
+      const info = await deaf.closed;
+      assert.equal(info.code, CloseCode.GOING_AWAY, "the client saw 1001");
       assert.equal(s.hub.connectionCount, 1);
       assert.equal((await alive.request({ type: "ping" })).type, "pong");
     });

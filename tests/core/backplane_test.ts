@@ -22,7 +22,7 @@ backplaneContract("memory", () => {
     },
     close: () => Promise.resolve(),
   });
-});
+}, { outage: true, inject: true });
 
 test("Hub calls onJoin and onLeave only when membership changes, with the cause", async () => {
   const events: string[] = [];
