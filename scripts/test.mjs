@@ -5,7 +5,7 @@
 // floor in scripts/test_floor.json (a harness bug that skips everything cannot end green), and
 // when a runner hangs past its watchdog (HUBBUB_TEST_WATCHDOG_S, default 600 s per runtime).
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 const bin = (name) => new URL(`../node_modules/.bin/${name}`, import.meta.url).pathname;
 const DENO = bin("deno");
@@ -133,7 +133,14 @@ if (only("gates")) {
     true,
     "TS2304 [ERROR]: Cannot find name 'Deno'",
   );
-  await gate("README examples type-check", DENO, ["check", "--doc-only", "README.md"]);
+  // The snippets of the README and of every guide in docs/ (deno check expands no globs).
+  const guides = readdirSync("docs").filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`);
+  await gate("README and docs/*.md examples type-check", DENO, [
+    "check",
+    "--doc-only",
+    "README.md",
+    ...guides,
+  ]);
   await gate("deno doc --lint (JSDoc on every export)", DENO, [
     "doc",
     "--lint",
