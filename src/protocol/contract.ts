@@ -35,8 +35,8 @@ import type {
   StandardSchemaIssue,
   StandardSchemaResult,
   StandardSchemaV1,
-} from "../core/standard_schema.ts";
-import type { Target } from "../core/hub.ts";
+} from "./standard_schema.ts";
+import type { Target } from "./target.ts";
 import { BUILTIN_TYPES, ServerEvent } from "./envelope.ts";
 
 /** A schema for the fields of one client message (everything but `type` and `id`). */
