@@ -1,9 +1,11 @@
 /**
  * Errors that callers of the client catch.
  *
- * Timeouts and aborts are the platform's: a `DOMException` named
- * `"TimeoutError"` (from a `timeout`) or the signal's reason (an
- * `"AbortError"` `DOMException` unless you abort with your own reason).
+ * Timeouts are a {@linkcode TimeoutError}: a `DOMException` named
+ * `"TimeoutError"`, like the platform's own (`AbortSignal.timeout()`), so
+ * checking `error.name === "TimeoutError"` catches both. Aborts reject with the
+ * signal's reason (an `"AbortError"` `DOMException` unless you abort with your
+ * own reason).
  *
  * @module
  */
@@ -113,5 +115,96 @@ export class QueueFullError extends Error {
     super(`Cannot queue message: ${limit} messages already wait for the connection`);
     this.name = "QueueFullError";
     this.limit = limit;
+  }
+}
+
+/**
+ * A client operation did not finish in time: `request()`, `subscribe()` or
+ * `unsubscribe()` after its `timeout`, or `connect()` when its `signal` timed
+ * out (the message then says what it waited for and how the attempts went; the
+ * signal's own reason is the `cause`). A `DOMException` named `"TimeoutError"`,
+ * like the one `AbortSignal.timeout()` makes.
+ *
+ * @example
+ * ```ts ignore
+ * import { TimeoutError } from "@hubbub/hubbub/client";
+ * try {
+ *   await client.request("chat.send", { room: "lobby", text: "hi" }, { timeout: 2000 });
+ * } catch (e) {
+ *   if (e instanceof TimeoutError) console.log("no answer in 2 s:", e.message);
+ * }
+ * ```
+ */
+export class TimeoutError extends DOMException {
+  /** What led to the timeout, if known (for `connect()`: the signal's reason). */
+  declare readonly cause?: unknown;
+  /**
+   * Create the error.
+   *
+   * @param message What timed out, e.g. `Cannot complete request "x": timed out after 100 ms`.
+   * @param options The `cause`.
+   */
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, "TimeoutError");
+    if ("cause" in options) {
+      Object.defineProperty(this, "cause", {
+        value: options.cause,
+        configurable: true,
+        writable: true,
+      });
+    }
+  }
+}
+
+/**
+ * A connection attempt ended before its WebSocket opened: the server refused
+ * the upgrade (its HTTP `status`, e.g. 401 from `identify`, 403 for a refused
+ * Origin, 503 at max connections) or could not be reached.
+ *
+ * - Where the runtime reports the status (Deno, Bun and the `ws` package do;
+ *   browsers do not), each refused attempt is reported as an `error` lifecycle
+ *   event (source `"socket"`) with this error, and the attempt's close reason
+ *   reads `upgrade refused: HTTP <status>`.
+ * - `connect()` rejects with it when the client closes for good (e.g. after
+ *   `maxRetries`) without ever opening: `attempts` says how many attempts in a
+ *   row failed before open, `status` the last refusal's status, if known.
+ *   Without a status, a refusal cannot be told from a server that is down.
+ *
+ * It is a {@linkcode DisconnectedError} (code 1006), so existing checks still hold.
+ *
+ * @example
+ * ```ts ignore
+ * import { UpgradeError } from "@hubbub/hubbub/client";
+ * client.onLifecycle("error", ({ error }) => {
+ *   if (error instanceof UpgradeError && error.status === 401) location.href = "/login";
+ * });
+ * ```
+ */
+export class UpgradeError extends DisconnectedError {
+  /** The HTTP status of the refusal, when the runtime reports it. */
+  readonly status: number | undefined;
+  /** How many attempts in a row ended before the WebSocket opened. */
+  readonly attempts: number;
+  /**
+   * Create the error.
+   *
+   * @param status The HTTP status, if known.
+   * @param attempts Attempts in a row that ended before open.
+   * @param url The URL the client connects to.
+   */
+  constructor(status: number | undefined, attempts: number, url: string) {
+    const what = status !== undefined
+      ? `the server refused the WebSocket upgrade with HTTP ${status}`
+      : "the server refused the WebSocket upgrade or is unreachable (this runtime does not " +
+        "report the HTTP status)";
+    super(
+      1006,
+      status !== undefined ? `upgrade refused: HTTP ${status}` : "",
+      `Cannot connect to ${url}: ${what}` +
+        (attempts > 1 ? `; ${attempts} attempts in a row ended before the socket opened` : ""),
+    );
+    this.name = "UpgradeError";
+    this.status = status;
+    this.attempts = attempts;
   }
 }

@@ -9,7 +9,11 @@
  * - `subscribe(room)` resolves on the server's ack; rooms are re-joined after
  *   every reconnect, and messages sent while offline are flushed after that.
  * - Reconnects use exponential backoff with full jitter and stop on terminal
- *   close codes (1000, 1008, 4001, 4003).
+ *   close codes (1000, 1008, 4001, 4003). An upgrade the server refuses is an
+ *   {@linkcode UpgradeError} (with the HTTP status where the runtime reports it).
+ * - Batched framing (`hubbub.batch.v1`) is offered by default (`batch: false`
+ *   opts out); batched frames are split before the app sees them.
+ * - Timeouts are a {@linkcode TimeoutError} (a `DOMException` named `"TimeoutError"`).
  * - It imports no schema library: the contract is used for its type only.
  *
  * @example
@@ -33,7 +37,28 @@
  * @module
  */
 
-export * from "./hub_client.ts";
+export { HubClient } from "./hub_client.ts";
+export { connect } from "./connect.ts";
+export type {
+  AuthenticateFields,
+  ClientTimers,
+  ClientWebSocket,
+  ClientWebSocketConstructor,
+  ConnectOptions,
+  EventsOptions,
+  HubClientOptions,
+  HubClientState,
+  RequestOptions,
+} from "./hub_client_options.ts";
+export type {
+  ClientCloseEvent,
+  ClientErrorEvent,
+  ClientErrorSource,
+  CloseInfo,
+  HubClientLifecycle,
+  OpenEvent,
+  ReconnectingEvent,
+} from "./lifecycle_events.ts";
 export * from "./errors.ts";
 export * from "./backoff.ts";
 export type {
@@ -55,4 +80,4 @@ export type {
   StandardSchemaProps,
   StandardSchemaResult,
   StandardSchemaV1,
-} from "../core/standard_schema.ts";
+} from "../protocol/standard_schema.ts";

@@ -78,6 +78,18 @@ export class FakeSocket implements ClientWebSocket {
     this.event("connection.established", userId ? { clientId, userId } : { clientId });
   }
 
+  /**
+   * The server refuses the upgrade with an HTTP status, as Deno reports it: an
+   * error event naming the status, then a close with code 0 and no open.
+   */
+  refuse(status: number): void {
+    if (this.readyState === 3) return;
+    this.#fire("error", {
+      message: `NetworkError: failed to connect to WebSocket: Invalid status code: ${status}`,
+    });
+    this.#closed(0, "");
+  }
+
   /** The server closes the connection. */
   drop(code = 1006, reason = ""): void {
     if (this.readyState === 3) return;

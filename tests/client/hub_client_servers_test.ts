@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { isBun, isDeno, test } from "../_harness.ts";
 import { startBun, startDeno, startHonoBun, startHonoDeno } from "../adapters/_servers.ts";
-import { type ClientWebSocketConstructor, connect } from "../../src/client/mod.ts";
+import { type ClientWebSocketConstructor, connect, UpgradeError } from "../../src/client/mod.ts";
 import {
   type chat,
   chatOptions,
@@ -124,6 +124,64 @@ test(
       assert.equal(s.hub.roomSize("lobby"), 1);
     } finally {
       await a.close();
+      await s.close();
+    }
+  },
+  { if: isDeno || isBun, timeout: 30_000 },
+);
+
+test(
+  "HubClient surfaces an upgrade the server refuses (401 from identify) with its status, on the runtime's WebSocket and ws",
+  async () => {
+    const { default: WsWebSocket } = await import("ws");
+    const s = startOnPort({ ...chatOptions, identify: () => null });
+    try {
+      for (const WebSocket of [undefined, WsWebSocket as unknown as ClientWebSocketConstructor]) {
+        const error = await connect(s.url, { ...fast, maxRetries: 1, WebSocket }).catch((e) => e);
+        assert.ok(error instanceof UpgradeError, String(error));
+        assert.equal(error.status, 401);
+        assert.equal(error.attempts, 2);
+      }
+      const down = startOnPort(chatOptions);
+      const url = down.url;
+      await down.close();
+      const unreachable = await connect(url, { ...fast, maxRetries: 0 }).catch((e) => e);
+      assert.ok(unreachable instanceof UpgradeError);
+      assert.equal(unreachable.status, undefined, "nothing listening: no status");
+    } finally {
+      await s.close();
+    }
+  },
+  { if: isDeno || isBun, timeout: 30_000 },
+);
+
+test(
+  "HubClient offers batched framing by default and the hub selects it; batch: false gets plain frames",
+  async () => {
+    const s = startOnPort(chatOptions);
+    chatServer(s.hub);
+    const a = await connect<typeof chat>(s.url, fast);
+    const b = await connect<typeof chat>(s.url, { ...fast, batch: false });
+    try {
+      assert.equal(s.hub.connection(a.clientId!)!.request.protocol, "hubbub.batch.v1");
+      assert.equal(s.hub.connection(b.clientId!)!.request.protocol, "");
+      for (const c of [a, b]) {
+        await c.subscribe("lobby");
+        const got: string[] = [];
+        const all = new Promise<void>((resolve) =>
+          c.on("chat.message", (m) => got.push(m.text) === 50 && resolve())
+        );
+        for (let n = 0; n < 50; n++) {
+          s.hub.emit("chat.message", { room: "lobby", from: "x", text: `${n}` }, {
+            rooms: "lobby",
+            except: a.clientId === c.clientId ? b.clientId : a.clientId,
+          });
+        }
+        await all;
+        assert.deepEqual(got, Array.from({ length: 50 }, (_, n) => `${n}`));
+      }
+    } finally {
+      await Promise.all([a.close(), b.close()]);
       await s.close();
     }
   },

@@ -9,6 +9,8 @@ import {
   type HubClientOptions,
   QueueFullError,
   RequestError,
+  TimeoutError,
+  UpgradeError,
 } from "../../src/client/mod.ts";
 import { test } from "../_harness.ts";
 import { fakeWebSocket, ManualTimers, settle } from "./_fakes.ts";
@@ -33,6 +35,7 @@ function setup(options: HubClientOptions = {}) {
     maxDelayMs: 1000,
     pingIntervalMs: 0,
     connectTimeoutMs: 0,
+    batch: false, // the default offers hubbub.batch.v1: see the batch tests
     ...options,
   });
   const log: string[] = [];
@@ -546,6 +549,129 @@ test("connect() resolves once open, rejects when closed for good first, and reje
   controller.abort(new Error("gave up"));
   await assert.rejects(aborted, /gave up/);
   assert.equal(fake.last().closedWith?.code, 1000);
+});
+
+test("HubClient offers hubbub.batch.v1 by default, and batch: false opts out", async () => {
+  const byDefault = setup({ batch: undefined });
+  assert.deepEqual(byDefault.fake.last().protocols, ["hubbub.batch.v1"]);
+  await byDefault.client.close();
+  const optedOut = setup({ batch: false });
+  assert.equal(optedOut.fake.last().protocols, undefined);
+  await optedOut.client.close();
+});
+
+test("HubClient's connect timeout runs until open, so a hung authenticate hook is retried; keepalive has its own timer", async () => {
+  let hooks = 0;
+  const { client, fake, timers, log } = setup({
+    connectTimeoutMs: 500,
+    pingIntervalMs: 1000,
+    authenticate: () => ++hooks === 1 ? new Promise<never>(() => {}) : { token: "t" },
+  });
+  fake.last().establish();
+  assert.equal(client.state, "connecting");
+  assert.deepEqual(timers.pending, [500], "the connect timer outlives connection.established");
+  timers.advance(500);
+  assert.equal(fake.sockets[0].closedWith?.reason, "connect timeout");
+  assert.deepEqual(log, ["reconnecting 1 50"]);
+  timers.advance(50);
+  fake.last().establish("c2");
+  assert.equal(client.state, "open");
+  assert.deepEqual(timers.pending, [1000], "once open, only keepalive's timer runs");
+  await client.close();
+});
+
+test("HubClient reports an upgrade refused with an HTTP status, unlike a server that is down", async () => {
+  const { client, fake, timers, log } = setup();
+  fake.last().refuse(401);
+  assert.deepEqual(log, [
+    "error socket Cannot connect to ws://hub.test/ws: the server refused the WebSocket upgrade with HTTP 401",
+    "reconnecting 1 50",
+  ]);
+  timers.advance(50);
+  fake.last().refuse(403);
+  assert.match(log[2], /HTTP 403; 2 attempts in a row ended before the socket opened$/);
+  timers.advance(100);
+  fake.last().drop(1006); // nothing listening: no status, no error event
+  assert.deepEqual(log.slice(3), ["reconnecting 2 100", "reconnecting 3 200"]);
+  await client.close();
+});
+
+test("connect() rejects with UpgradeError when every attempt was refused before the socket opened", async () => {
+  const fake = fakeWebSocket();
+  const timers = new ManualTimers();
+  const base = {
+    WebSocket: fake.WebSocket,
+    timers,
+    pingIntervalMs: 0,
+    connectTimeoutMs: 0,
+    maxRetries: 1,
+    minDelayMs: 10,
+  };
+  const refused = connect("ws://x/ws", base);
+  fake.last().refuse(401);
+  timers.advance(10);
+  fake.last().refuse(401);
+  const error = await refused.catch((e) => e);
+  assert.ok(error instanceof UpgradeError);
+  assert.ok(error instanceof DisconnectedError, "still a DisconnectedError");
+  assert.equal(error.status, 401);
+  assert.equal(error.attempts, 2);
+  assert.equal(error.code, 1006, "Deno's code 0 reads 1006");
+  assert.match(error.message, /refused the WebSocket upgrade with HTTP 401/);
+
+  const down = connect("ws://x/ws", base);
+  fake.last().drop(1006);
+  timers.advance(10);
+  fake.last().drop(1006);
+  const unknown = await down.catch((e) => e);
+  assert.ok(unknown instanceof UpgradeError);
+  assert.equal(unknown.status, undefined);
+  assert.match(unknown.message, /refused the WebSocket upgrade or is unreachable/);
+});
+
+test("connect()'s timeout error is a TimeoutError that says what it waited for", async () => {
+  const fake = fakeWebSocket();
+  const timers = new ManualTimers();
+  const base = { WebSocket: fake.WebSocket, timers, pingIntervalMs: 0, connectTimeoutMs: 0 };
+  const reason = new DOMException("Signal timed out.", "TimeoutError");
+
+  const controller = new AbortController();
+  const handshake = connect("ws://x/ws", { ...base, signal: controller.signal });
+  fake.last().accept(); // upgraded, but no connection.established
+  controller.abort(reason);
+  const error = await handshake.catch((e) => e);
+  assert.ok(error instanceof TimeoutError);
+  assert.ok(error instanceof DOMException);
+  assert.equal(error.name, "TimeoutError");
+  assert.equal(error.cause, reason);
+  assert.equal(
+    error.message,
+    "Cannot connect to ws://x/ws: timed out waiting for the server's connection.established (first attempt)",
+  );
+
+  const later = new AbortController();
+  const retrying = connect("ws://x/ws", { ...base, minDelayMs: 10, signal: later.signal });
+  fake.last().refuse(503);
+  timers.advance(10);
+  fake.last().refuse(503);
+  later.abort(reason);
+  assert.match(
+    (await retrying.catch((e) => e)).message,
+    /waiting for the next reconnect attempt \(after 2 failed attempts; the last refused by the server with HTTP 503\)$/,
+  );
+});
+
+test("HubClient's request and subscribe timeouts are the exported TimeoutError", async () => {
+  const { client, fake, timers } = setup({ requestTimeoutMs: 100 });
+  fake.last().establish();
+  const request = client.request("typing", {});
+  const subscribe = client.subscribe("lobby");
+  timers.advance(100);
+  const [r, s] = await Promise.all([request.catch((e) => e), subscribe.catch((e) => e)]);
+  assert.ok(r instanceof TimeoutError && s instanceof TimeoutError);
+  assert.equal(r.message, 'Cannot complete request "typing": timed out after 100 ms');
+  assert.equal(s.message, 'Cannot complete subscribe "lobby": timed out after 100 ms');
+  await client.close();
 });
 
 // Never called: only type-checked (deno check of tests/ fails if these stop holding).
