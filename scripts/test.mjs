@@ -133,6 +133,21 @@ if (only("gates")) {
     true,
     "TS2304 [ERROR]: Cannot find name 'Deno'",
   );
+  await gate("layers (no cycles; protocol, client, core apart)", process.execPath, [
+    "scripts/check_layers.mjs",
+  ]);
+  await gate(
+    "layers probe: a tree breaking every layer rule fails that check",
+    process.execPath,
+    [
+      "scripts/check_layers.mjs",
+      "--root",
+      "scripts/fixtures/layer_violation",
+      "--probe",
+    ],
+    true,
+    "probe: every rule rejected the fixture",
+  );
   // The snippets of the README and of every guide in docs/ (deno check expands no globs).
   const guides = readdirSync("docs").filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`);
   await gate("README and docs/*.md examples type-check", DENO, [
