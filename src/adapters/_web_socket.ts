@@ -76,3 +76,20 @@ export function messageData(data: unknown): string | Uint8Array | Promise<Uint8A
 export function closeCode(code: number): number {
   return code === 0 ? 1006 : code;
 }
+
+/**
+ * Put the subprotocol the hub decided in a 101 response (Deno's upgrade response has
+ * mutable headers). With `""`, the response names none.
+ */
+export function setProtocol(response: Response, protocol: string): void {
+  if (protocol === "") return;
+  response.headers.set("sec-websocket-protocol", protocol);
+}
+
+/** The answer to a request the runtime would not upgrade. */
+export function badUpgrade(): Response {
+  return new Response("Bad WebSocket upgrade request", {
+    status: 400,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}

@@ -30,6 +30,7 @@
 import type { Hub } from "../core/hub.ts";
 import type { AcceptedUpgrade } from "../core/hub.ts";
 import type { Transport } from "../core/transport.ts";
+import { badUpgrade } from "./_web_socket.ts";
 export type { BunServerOptions, BunSocketLike, BunSocketState };
 import {
   bunMessageData,
@@ -101,12 +102,12 @@ export function createBunHandler(hub: Hub<any>): BunHandler {
       // One object per socket: the transport doubles as the adapter's state.
       const data: BunSocketData = new BunTransport();
       data.decision = decision;
-      const headers = decision.protocol
-        ? { "sec-websocket-protocol": decision.protocol }
-        : undefined;
+      // Always set: without the header, Bun echoes the client's first offer even when
+      // the hub selected none (an empty value makes Bun name none).
+      const headers = { "sec-websocket-protocol": decision.protocol };
       if (!server.upgrade(request, { data, headers })) {
         decision.cancel();
-        return new Response("Bad WebSocket upgrade request", { status: 400 });
+        return badUpgrade();
       }
       return undefined;
     },

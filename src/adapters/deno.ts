@@ -21,7 +21,14 @@
 
 import type { Hub } from "../core/hub.ts";
 import type { SocketEvents } from "../core/transport.ts";
-import { closeCode, messageData, type WebSocketLike, webSocketTransport } from "./_web_socket.ts";
+import {
+  badUpgrade,
+  closeCode,
+  messageData,
+  setProtocol,
+  type WebSocketLike,
+  webSocketTransport,
+} from "./_web_socket.ts";
 
 /** The parts of the `Deno` namespace this adapter uses. */
 interface DenoLike {
@@ -59,15 +66,15 @@ export function createDenoHandler(
     if (!decision.ok) return decision.response;
     let upgraded: ReturnType<DenoLike["upgradeWebSocket"]>;
     try {
-      upgraded = deno.upgradeWebSocket(request, {
-        idleTimeout,
-        ...(decision.protocol ? { protocol: decision.protocol } : {}),
-      });
+      // No `protocol` option: Deno checks it against the offer split on ", " only, and
+      // refuses valid offers such as "a,hubbub.batch.v1". The hub has parsed the offer.
+      upgraded = deno.upgradeWebSocket(request, { idleTimeout });
     } catch {
       decision.cancel();
-      return new Response("Bad WebSocket upgrade request", { status: 400 });
+      return badUpgrade();
     }
     const { socket, response } = upgraded;
+    setProtocol(response, decision.protocol);
     socket.binaryType = "arraybuffer";
     let events: SocketEvents | undefined;
     socket.addEventListener("open", () => {
@@ -83,9 +90,8 @@ export function createDenoHandler(
       if (events !== undefined) events.close(closeCode(code), reason);
       else decision.cancel();
     });
-    socket.addEventListener("error", () => {
-      // A close event always follows; teardown happens there.
-    });
+    // No handler for "error": a close event follows it. When the peer resets before the
+    // socket opens, Deno reports nothing at all: the hub's open deadline releases the slot.
     return response;
   };
 }

@@ -39,7 +39,14 @@
 
 import type { AcceptedUpgrade, Hub, HubLimits } from "../core/hub.ts";
 import type { SocketEvents } from "../core/transport.ts";
-import { closeCode, messageData, type WebSocketLike, webSocketTransport } from "./_web_socket.ts";
+import {
+  badUpgrade,
+  closeCode,
+  messageData,
+  setProtocol,
+  type WebSocketLike,
+  webSocketTransport,
+} from "./_web_socket.ts";
 import {
   bunMessageData,
   type BunServerOptions,
@@ -123,9 +130,12 @@ export function hubHandler(hub: Hub<any>, options: HubHandlerOptions): HonoHandl
     const events = honoEvents(hub, decision);
     let response: Response | void;
     try {
-      response = await options.upgradeWebSocket(c, events, {
+      // The hub decided the subprotocol. Hono's helpers would pick the client's first
+      // offer: `protocol: undefined` stops that on Deno (whose own check would also refuse
+      // "a,b" offers); on Bun the server's upgrade is given the header (see bunHandshake).
+      response = await options.upgradeWebSocket(bunHandshake(c, decision.protocol), events, {
         idleTimeout,
-        ...(decision.protocol ? { protocol: decision.protocol } : {}),
+        protocol: undefined,
       });
     } catch (error) {
       decision.cancel();
@@ -133,10 +143,42 @@ export function hubHandler(hub: Hub<any>, options: HubHandlerOptions): HonoHandl
     }
     if (response === undefined) {
       decision.cancel();
-      return new Response("Bad WebSocket upgrade request", { status: 400 });
+      return badUpgrade();
     }
+    try {
+      setProtocol(response, decision.protocol);
+    } catch { /* immutable headers: Bun's placeholder response, where the upgrade set it */ }
     return response;
   };
+}
+
+/** The parts of Bun's server Hono's Bun helper calls. */
+interface BunUpgrader {
+  upgrade(request: Request, options?: { data?: unknown; headers?: HeadersInit }): boolean;
+}
+
+/**
+ * On Bun, Hono's helper calls `server.upgrade(req, { data })` with no headers, and Bun then
+ * echoes the client's first offered subprotocol. Hand the helper a context whose server adds
+ * the header the hub decided (empty: none). Elsewhere `c` is returned as it is.
+ */
+function bunHandshake(c: HonoContextLike, protocol: string): HonoContextLike {
+  const env = (c as { env?: unknown }).env as
+    | { server?: BunUpgrader; upgrade?: unknown }
+    | undefined;
+  const server = env !== null && typeof env === "object" && "server" in env ? env.server : env;
+  if (typeof (server as BunUpgrader | undefined)?.upgrade !== "function") return c;
+  const bun = server as BunUpgrader;
+  const shim: BunUpgrader = {
+    upgrade: (request, o) =>
+      bun.upgrade(request, {
+        ...o,
+        headers: { ...o?.headers as Record<string, string>, "sec-websocket-protocol": protocol },
+      }),
+  };
+  return new Proxy(c, {
+    get: (target, key) => key === "env" ? shim : Reflect.get(target, key, target),
+  });
 }
 
 function honoEvents(

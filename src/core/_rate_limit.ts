@@ -9,6 +9,10 @@ export interface RateLimitSettings {
   byteBurst: number;
   /** Frames a client may have dropped (refilled over 10 s) before it is closed. */
   closeAfterDropped: number;
+  /** Deliveries per second that one client's frames may trigger (fan-out budget). */
+  deliveriesPerSecond: number;
+  /** Deliveries allowed in a burst. */
+  deliveryBurst: number;
 }
 
 /** What to do with one inbound frame. */
@@ -29,6 +33,8 @@ export type Verdict = typeof Verdict[keyof typeof Verdict];
 export class RateLimiter {
   #msgTokens: number;
   #byteTokens: number;
+  /** May go below zero: a frame's fan-out is charged after it happened. */
+  #deliveryTokens: number;
   #penalty: number;
   #last: number;
   #lastWarn = -Infinity;
@@ -38,6 +44,7 @@ export class RateLimiter {
     this.#s = s;
     this.#msgTokens = s.messageBurst;
     this.#byteTokens = s.byteBurst;
+    this.#deliveryTokens = s.deliveryBurst;
     this.#penalty = s.closeAfterDropped;
     this.#last = now;
   }
@@ -49,16 +56,28 @@ export class RateLimiter {
     this.#last = now;
     this.#msgTokens = Math.min(s.messageBurst, this.#msgTokens + dt * s.messagesPerSecond);
     this.#byteTokens = Math.min(s.byteBurst, this.#byteTokens + dt * s.bytesPerSecond);
+    this.#deliveryTokens = Math.min(
+      s.deliveryBurst,
+      this.#deliveryTokens + dt * s.deliveriesPerSecond,
+    );
     this.#penalty = Math.min(
       s.closeAfterDropped,
       this.#penalty + dt * s.closeAfterDropped / 10,
     );
-    if (this.#msgTokens >= 1 && this.#byteTokens >= bytes) {
+    if (this.#msgTokens >= 1 && this.#byteTokens >= bytes && this.#deliveryTokens > 0) {
       this.#msgTokens -= 1;
       this.#byteTokens -= bytes;
       return Verdict.Accept;
     }
     return this.strike(now);
+  }
+
+  /**
+   * Charge deliveries that handling this client's frame triggered (its emits). The
+   * budget may go negative; the client's next frames are refused until it refills.
+   */
+  charge(deliveries: number): void {
+    this.#deliveryTokens -= deliveries;
   }
 
   /** Count one dropped frame against the client. */

@@ -28,6 +28,9 @@ import type { Frame } from "./send_queue.ts";
 import type { SocketEvents, Transport } from "./transport.ts";
 import { compileOriginCheck, type OriginCheck } from "./_origin.ts";
 import { RateLimiter, type RateLimitSettings, Verdict } from "./_rate_limit.ts";
+import { UpgradeSlots } from "./_upgrade_slots.ts";
+import { Hmac } from "./_hmac.ts";
+import { fromBase64, toBase64 } from "./_base64.ts";
 import {
   kCompact,
   kDeliver,
@@ -137,6 +140,21 @@ export interface RateLimitOptions {
    * @default {200}
    */
   closeAfterDropped?: number;
+  /**
+   * Fan-out budget: deliveries per second that one client's messages may
+   * trigger. Every emit made while the hub handles a client's frame (synchronously,
+   * in its handler) is charged to that client by its recipient count; past the
+   * budget the client's frames are refused with `RATE_LIMITED`. A chat message to a
+   * 200-member room costs 200. Raise it for apps whose users legitimately post to
+   * large rooms often; emits from server code (timers, the backplane) are not charged.
+   * @default {5000}
+   */
+  deliveriesPerSecond?: number;
+  /**
+   * Deliveries allowed in a burst.
+   * @default {2 × deliveriesPerSecond}
+   */
+  deliveryBurst?: number;
 }
 
 /** The real clock. */
@@ -298,11 +316,25 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
    */
   maxPendingUpgrades?: number;
   /**
+   * An accepted upgrade whose socket has not opened within this many ms is
+   * released (a peer that resets its TCP connection right after the upgrade
+   * request is reported by no runtime event on Deno). If its socket opens later
+   * after all, it is closed with 1013 (try again).
+   * @default {10000}
+   */
+  openTimeoutMs?: number;
+  /**
    * Most inbound frames held per connection while an async handler runs; more
    * are dropped as rate-limited.
    * @default {256}
    */
   maxPendingMessages?: number;
+  /**
+   * Most inbound bytes (UTF-8) held per connection while an async handler runs;
+   * more are dropped as rate-limited.
+   * @default {max(1 MiB, 2 × maxMessageBytes)}
+   */
+  maxPendingBytes?: number;
   /**
    * Connections without a user id must `authenticate` within this many ms, or
    * are closed with `CloseCode.UNAUTHENTICATED` (4001). Off when unset.
@@ -319,6 +351,14 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
    * @default {"hubbub:"}
    */
   channelPrefix?: string;
+  /**
+   * A secret shared by every replica: envelopes are signed with HMAC-SHA256, and
+   * envelopes that are unsigned or badly signed are dropped and counted as
+   * `malformed`. Without it, anyone who can publish to the backplane's channels
+   * can reach any user, room or client (see the README's Security section).
+   * At least 16 characters.
+   */
+  backplaneSecret?: string;
   /** A connection joined a room (membership changed; not called for repeat joins). */
   onJoin?: (connection: Connection, room: string) => void;
   /** A connection left a room: by `unsubscribe`, server `leave()`, or because it disconnected. */
@@ -369,6 +409,10 @@ export interface HubLimits {
   readonly maxPendingUpgrades: number;
   /** See {@linkcode HubOptions.maxPendingMessages}. */
   readonly maxPendingMessages: number;
+  /** See {@linkcode HubOptions.maxPendingBytes}. */
+  readonly maxPendingBytes: number;
+  /** See {@linkcode HubOptions.openTimeoutMs}. */
+  readonly openTimeoutMs: number;
 }
 
 /**
@@ -438,6 +482,15 @@ export interface HubCloseOptions {
    * @default {0}
    */
   drainMs?: number;
+  /**
+   * After the connections are closed, wait at most this many ms for hooks still
+   * running (message handlers, disconnect hooks, backplane shutdown). A hook that
+   * has not settled by then is left behind and reported to `onError` (source
+   * `"disconnect"`), so a handler that never settles cannot hang a shutdown.
+   * `close()` resolves within `drainMs + timeoutMs` (plus one turn).
+   * @default {5000}
+   */
+  timeoutMs?: number;
 }
 
 const noop = () => {};
@@ -474,14 +527,18 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   readonly #clients = new Map<string, Connection>();
   readonly #users = new Map<string, Set<Connection>>();
   readonly #rooms = new Map<string, Set<Connection>>();
-  readonly #inbound = new WeakMap<Connection, (string | Uint8Array)[]>();
+  /** Frames held while a connection's async handler runs (or its connect hook decides). */
+  readonly #inbound = new WeakMap<Connection, Backlog>();
   readonly #pendingHooks = new Set<Promise<unknown>>();
   readonly #handlers = new Map<
     string,
     { fn: MessageHandler<Msg>; schema: StandardSchemaV1<unknown, unknown> | undefined }
   >();
   readonly #owner: ConnectionOwner;
-  #pendingUpgrades = 0;
+  /** Upgrades waiting on `identify`. */
+  #identifying = 0;
+  /** Accepted upgrades whose socket has not opened yet. */
+  readonly #slots: UpgradeSlots;
   /** Sockets whose transport has not reported its close yet. */
   readonly #socketOpen = new WeakSet<Connection>();
   /**
@@ -495,6 +552,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   #cancelFlush: (() => void) | undefined;
   #timer: unknown;
   #closed = false;
+  /** Whether the "no canJoin" warning was logged. */
+  #warnedNoGuard = false;
   readonly #batchFraming: boolean;
   readonly #n = {
     messagesIn: 0,
@@ -516,6 +575,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   readonly #eventStreams = new Set<() => void>();
   readonly #rateLimit: RateLimitSettings | undefined;
   readonly #limiters = new WeakMap<Connection, RateLimiter>();
+  /** The connection whose frame is being handled synchronously (charged for emits). */
+  #sender: Connection | undefined;
   readonly #authTimers = new WeakMap<Connection, unknown>();
   readonly #backplane: Backplane | undefined;
   readonly #prefix: string;
@@ -529,6 +590,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     malformed: 0,
   };
   readonly #bpChannels = new Set<string>();
+  /** Signs and checks backplane envelopes when `backplaneSecret` is set. */
+  readonly #signer: Hmac | undefined;
   #seen = new Set<string>();
   #seenOld = new Set<string>();
   #ready: Promise<void> = Promise.resolve();
@@ -558,6 +621,9 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       maxMetadataBytes: options.maxMetadataBytes ?? 16 * 1024,
       maxPendingUpgrades: options.maxPendingUpgrades ?? 1000,
       maxPendingMessages: options.maxPendingMessages ?? 256,
+      maxPendingBytes: options.maxPendingBytes ??
+        Math.max(1024 * 1024, 2 * (options.maxMessageBytes ?? 512 * 1024)),
+      openTimeoutMs: options.openTimeoutMs ?? 10_000,
     };
     for (const [key, value] of Object.entries(limits)) {
       if (!(typeof value === "number" && value > 0)) {
@@ -568,6 +634,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       throw new RangeError("Cannot create hub: lowWaterMark must not exceed highWaterMark");
     }
     this.limits = Object.freeze(limits);
+    this.#slots = new UpgradeSlots(this.#clock, limits.openTimeoutMs);
     this.#batchFraming = options.batchFraming ?? true;
     const rl = options.rateLimit;
     if (rl !== false) {
@@ -577,6 +644,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         bytesPerSecond: rl?.bytesPerSecond ?? 1024 * 1024,
         byteBurst: rl?.byteBurst ?? Math.max(2 * 1024 * 1024, 2 * limits.maxMessageBytes),
         closeAfterDropped: rl?.closeAfterDropped ?? 200,
+        deliveriesPerSecond: rl?.deliveriesPerSecond ?? 5000,
+        deliveryBurst: rl?.deliveryBurst ?? 2 * (rl?.deliveriesPerSecond ?? 5000),
       };
       for (const [key, value] of Object.entries(this.#rateLimit)) {
         if (!(typeof value === "number" && value > 0)) {
@@ -589,6 +658,15 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     }
     this.#backplane = options.backplane;
     this.#prefix = options.channelPrefix ?? "hubbub:";
+    const secret = options.backplaneSecret;
+    if (secret !== undefined) {
+      if (typeof secret !== "string" || secret.length < 16) {
+        throw new TypeError(
+          "Cannot create hub: backplaneSecret must be a string of 16+ characters",
+        );
+      }
+      this.#signer = new Hmac(secret);
+    }
     if (this.#backplane !== undefined) this.#startBackplane(this.#backplane);
     this.#originOk = compileOriginCheck(options.origins ?? [], options.allowNoOrigin ?? true);
     this.#owner = {
@@ -787,12 +865,14 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     if (this.#observers.size === 0) {
       const n = this.#fanout(frame, target);
       this.#countOut(type, n, size);
+      if (this.#sender !== undefined) this.#charge(this.#sender, n);
       return n;
     }
     const t0 = performance.now();
     const n = this.#fanout(frame, target);
     const fanoutMs = performance.now() - t0;
     this.#countOut(type, n, size);
+    if (this.#sender !== undefined) this.#charge(this.#sender, n);
     this.#notify({
       kind: "emit",
       type,
@@ -802,6 +882,11 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       at: this.#clock.now(),
     });
     return n;
+  }
+
+  /** Charge a sender's fan-out budget for the deliveries its frame triggered. */
+  #charge(sender: Connection, deliveries: number): void {
+    if (deliveries > 0) this.#limiters.get(sender)?.charge(deliveries);
   }
 
   #countOut(type: string, n: number, size: number): void {
@@ -939,31 +1024,30 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    * @returns A refusal with its response, or an acceptance to `open()` once upgraded.
    */
   async upgrade(request: Request, options: UpgradeOptions = {}): Promise<UpgradeDecision> {
+    const refusal = (
+      why: string,
+      status: number,
+      body: string,
+      headers?: Record<string, string>,
+    ) => this.#refuse(why, status, body, headers, request);
     if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return this.#refuse("not_websocket", 426, "Expected a WebSocket upgrade", {
+      return refusal("not_websocket", 426, "Expected a WebSocket upgrade", {
         upgrade: "websocket",
       });
     }
     if (!this.#originOk(request.headers.get("origin"), request.url)) {
-      return this.#refuse("origin", 403, "Origin not allowed");
+      return refusal("origin", 403, "Origin not allowed");
     }
-    const held = this.#clients.size + this.#pendingUpgrades + this.#lingering.size;
-    if (this.#closed || held >= this.limits.maxConnections) {
-      return this.#refuse("max_connections", 503, "Too many connections", { "retry-after": "5" });
+    if (this.#closed || this.#held() >= this.limits.maxConnections) {
+      return refusal("max_connections", 503, "Too many connections", { "retry-after": "5" });
     }
-    if (this.#pendingUpgrades >= this.limits.maxPendingUpgrades) {
-      return this.#refuse("pending_upgrades", 503, "Too many pending connections", {
+    if (this.#identifying >= this.limits.maxPendingUpgrades) {
+      return refusal("pending_upgrades", 503, "Too many pending connections", {
         "retry-after": "1",
       });
     }
-    this.#pendingUpgrades++;
-    let released = false;
-    const release = () => {
-      if (released) return false;
-      released = true;
-      this.#pendingUpgrades--;
-      return true;
-    };
+    // Held while `identify` runs (bounded by maxPendingUpgrades), then handed to an opening slot.
+    this.#identifying++;
     let identity: Identity | undefined | null | false;
     try {
       identity = this.#options.identify ? await this.#options.identify(request) : undefined;
@@ -973,75 +1057,88 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         }
       }
     } catch (error) {
-      release();
+      this.#identifying--;
       this.#report(error, "identify");
-      return this.#refuse("identify", 401, "Unauthorized");
+      // A throw is the server's failure (a session store down), not a bad login.
+      return refusal("identify_error", 503, "Cannot identify connection now", {
+        "retry-after": "5",
+      });
     }
+    this.#identifying--;
     if (identity === null || identity === false) {
-      release();
-      return this.#refuse("identify", 401, "Unauthorized");
+      return refusal("identify", 401, "Unauthorized");
     }
     if (identity?.metadata !== undefined) {
       let size: number;
       try {
         size = utf8Length(JSON.stringify(identity.metadata) ?? "");
       } catch (error) {
-        release();
         this.#report(error, "identify");
-        return this.#refuse("error", 500, "Internal error");
+        return refusal("error", 500, "Internal error");
       }
       if (size > this.limits.maxMetadataBytes) {
-        release();
         this.#report(
           new RangeError(
             `Cannot accept connection: metadata is ${size} bytes, over maxMetadataBytes`,
           ),
           "identify",
         );
-        return this.#refuse("error", 500, "Internal error");
+        return refusal("error", 500, "Internal error");
       }
     }
+    if (this.#closed) return refusal("shutting_down", 503, "Server shutting down");
+    // Checked again after `identify`: other upgrades may have taken the last slots meanwhile.
+    if (this.#held() >= this.limits.maxConnections) {
+      return refusal("max_connections", 503, "Too many connections", { "retry-after": "5" });
+    }
     const userId = identity ? identity.userId : undefined;
-    if (
-      userId !== undefined &&
-      (this.#users.get(userId)?.size ?? 0) >= this.limits.maxConnectionsPerUser
-    ) {
-      release();
-      return this.#refuse("user_connections", 429, "Too many connections for this user", {
+    if (userId !== undefined && this.#userHeld(userId) >= this.limits.maxConnectionsPerUser) {
+      return refusal("user_connections", 429, "Too many connections for this user", {
         "retry-after": "5",
       });
     }
-    if (this.#closed) {
-      release();
-      return this.#refuse("shutting_down", 503, "Server shutting down");
-    }
-    const url = request.url;
-    const params = options.params ?? EMPTY;
-    const offered = request.headers.get("sec-websocket-protocol");
-    const protocol = this.#batchFraming && offered !== null &&
-        offered.split(",").some((p) => p.trim() === BATCH_PROTOCOL)
+    const protocol = this.#batchFraming &&
+        offeredProtocols(request.headers.get("sec-websocket-protocol")).includes(BATCH_PROTOCOL)
       ? BATCH_PROTOCOL
       : "";
+    // Bounded by time: Deno reports nothing at all for a peer that resets right after its
+    // upgrade request, so without a deadline its slot would be held forever.
+    const slot = this.#slots.take(userId);
+    const init = {
+      userId,
+      metadata: identity && identity.metadata !== undefined
+        ? Object.freeze({ ...identity.metadata })
+        : EMPTY,
+      request: Object.freeze({ url: request.url, params: options.params ?? EMPTY, protocol }),
+    };
     return {
       ok: true,
       protocol,
-      cancel: () => void release(),
+      cancel: () => slot.release(),
       open: (transport) => {
-        if (!release() || this.#closed) {
+        if (!slot.release() || this.#closed) {
+          // Opened after its deadline (or after close): it never held a slot; let it retry.
           try {
-            transport.close(CloseCode.GOING_AWAY, "server shutting down");
+            transport.close(
+              this.#closed ? CloseCode.GOING_AWAY : CloseCode.TRY_AGAIN_LATER,
+              this.#closed ? "server shutting down" : "upgrade took too long",
+            );
           } catch { /* gone */ }
           return { message: noop, close: noop, pong: noop };
         }
-        return this.#open(transport, {
-          userId: identity ? identity.userId : undefined,
-          metadata: identity && identity.metadata !== undefined
-            ? Object.freeze({ ...identity.metadata })
-            : EMPTY,
-          request: Object.freeze({ url, params, protocol }),
-        });
+        return this.#open(transport, init);
       },
     };
+  }
+
+  /** Connections held against `maxConnections`: open, upgrading, opening and lingering. */
+  #held(): number {
+    return this.#clients.size + this.#identifying + this.#slots.size + this.#lingering.size;
+  }
+
+  /** A user's open connections plus their accepted upgrades that are still opening. */
+  #userHeld(userId: string): number {
+    return (this.#users.get(userId)?.size ?? 0) + this.#slots.forUser(userId);
   }
 
   #open(
@@ -1094,7 +1191,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     const onConnect = this.#options.onConnect;
     if (onConnect !== undefined) {
       // Hold inbound frames until the connect hook has decided.
-      this.#inbound.set(conn, []);
+      this.#inbound.set(conn, newBacklog());
       const decided = (ok: boolean) => {
         if (!ok) {
           this.#inbound.delete(conn);
@@ -1126,41 +1223,48 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
 
   #receive(conn: Connection, data: string | Uint8Array): void {
     const max = this.limits.maxMessageBytes;
-    const tooBig = typeof data === "string"
-      ? data.length > max || (data.length * 3 > max && utf8Length(data) > max)
-      : data.byteLength > max;
-    if (tooBig) {
+    // UTF-8 bytes, as on the wire (the rate limit and stats count these). A string's UTF-8
+    // size is between its length and 3 × its length: measure only when that range matters.
+    const bytes = typeof data !== "string"
+      ? data.byteLength
+      : data.length > max
+      ? max + 1
+      : utf8Length(data);
+    if (bytes > max) {
       conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big");
       return;
     }
-    const inBytes = typeof data === "string" ? data.length : data.byteLength;
     this.#n.messagesIn++;
-    this.#n.bytesIn += inBytes;
+    this.#n.bytesIn += bytes;
     const rl = this.#rateLimit;
     if (rl !== undefined) {
       let limiter = this.#limiters.get(conn);
       if (limiter === undefined) {
         this.#limiters.set(conn, limiter = new RateLimiter(rl, this.#clock.now()));
       }
-      const bytes = typeof data === "string" ? data.length : data.byteLength;
       const verdict = limiter.check(bytes, this.#clock.now());
       if (verdict !== Verdict.Accept) return this.#limited(conn, verdict);
     }
     const backlog = this.#inbound.get(conn);
     if (backlog !== undefined) {
-      if (backlog.length >= this.limits.maxPendingMessages) {
+      if (
+        backlog.frames.length >= this.limits.maxPendingMessages ||
+        backlog.bytes + bytes > this.limits.maxPendingBytes
+      ) {
         const limiter = this.#limiters.get(conn);
         return this.#limited(
           conn,
           limiter ? limiter.strike(this.#clock.now()) : Verdict.DropAndWarn,
         );
       }
-      backlog.push(data);
+      backlog.frames.push(data);
+      backlog.sizes.push(bytes);
+      backlog.bytes += bytes;
       return;
     }
-    const pending = this.#handle(conn, data);
+    const pending = this.#handleFrom(conn, data, bytes);
     if (pending !== undefined) {
-      this.#inbound.set(conn, []);
+      this.#inbound.set(conn, newBacklog());
       this.#track(pending.then(() => this.#drainInbound(conn)));
     }
   }
@@ -1178,8 +1282,10 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   #drainInbound(conn: Connection): void {
     const backlog = this.#inbound.get(conn);
     if (backlog === undefined) return;
-    while (backlog.length > 0 && conn.state === "open") {
-      const pending = this.#handle(conn, backlog.shift()!);
+    while (backlog.frames.length > 0 && conn.state === "open") {
+      const bytes = backlog.sizes.shift()!;
+      backlog.bytes -= bytes;
+      const pending = this.#handleFrom(conn, backlog.frames.shift()!, bytes);
       if (pending !== undefined) {
         this.#track(pending.then(() => this.#drainInbound(conn)));
         return;
@@ -1188,12 +1294,27 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     this.#inbound.delete(conn);
   }
 
+  /** Handle one frame with `conn` as the sender that the emits made meanwhile are charged to. */
+  #handleFrom(
+    conn: Connection,
+    data: string | Uint8Array,
+    bytes: number,
+  ): Promise<void> | undefined {
+    const outer = this.#sender;
+    this.#sender = conn;
+    try {
+      return this.#handle(conn, data, bytes);
+    } finally {
+      this.#sender = outer;
+    }
+  }
+
   /** Handle one frame. Returns a promise only when something async is in flight. */
-  #handle(conn: Connection, data: string | Uint8Array): Promise<void> | undefined {
+  #handle(conn: Connection, data: string | Uint8Array, bytes: number): Promise<void> | undefined {
     if (typeof data !== "string") {
-      this.#countIn(conn, "binary", data.byteLength);
+      this.#countIn(conn, "binary", bytes);
       if (this.#frameWrappers.length > 0) {
-        return this.#wrapped(conn, "binary", data.byteLength, () => this.#binary(conn, data));
+        return this.#wrapped(conn, "binary", bytes, () => this.#binary(conn, data));
       }
       return this.#binary(conn, data);
     }
@@ -1201,29 +1322,19 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     try {
       msg = JSON.parse(data);
     } catch {
-      return this.#invalid(conn, data.length, ErrorCode.INVALID_JSON, "Message is not valid JSON");
+      return this.#invalid(conn, bytes, ErrorCode.INVALID_JSON, "Message is not valid JSON");
     }
     if (typeof msg !== "object" || msg === null || Array.isArray(msg)) {
-      return this.#invalid(
-        conn,
-        data.length,
-        ErrorCode.INVALID_INPUT,
-        "Message must be a JSON object",
-      );
+      return this.#invalid(conn, bytes, ErrorCode.INVALID_INPUT, "Message must be a JSON object");
     }
     const message = msg as InboundMessage;
     const type = message.type;
     if (typeof type !== "string" || type === "") {
-      return this.#invalid(
-        conn,
-        data.length,
-        ErrorCode.INVALID_INPUT,
-        "Message must have a string type",
-      );
+      return this.#invalid(conn, bytes, ErrorCode.INVALID_INPUT, "Message must have a string type");
     }
-    this.#countIn(conn, type, data.length);
+    this.#countIn(conn, type, bytes);
     if (this.#frameWrappers.length > 0) {
-      return this.#wrapped(conn, type, data.length, () => this.#dispatch(conn, message, type));
+      return this.#wrapped(conn, type, bytes, () => this.#dispatch(conn, message, type));
     }
     return this.#dispatch(conn, message, type);
   }
@@ -1398,6 +1509,14 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       this.#reply(conn, ServerEvent.SUBSCRIBED, { room }, id);
     };
     if (canJoin === undefined) {
+      if (!this.#warnedNoGuard) {
+        this.#warnedNoGuard = true;
+        console.warn(
+          `hubbub: refused a client's subscribe to "${clip(room)}": this hub has no canJoin ` +
+            "option, and without one every subscribe is refused. Pass canJoin (the room " +
+            "guard) to decide which rooms clients may join. (Logged once.)",
+        );
+      }
       decide(false);
       return;
     }
@@ -1428,6 +1547,17 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       if (conn.state !== "open") return;
       if (typeof userId === "string" && userId !== "") {
         if (userId !== conn.userId) {
+          if (this.#userHeld(userId) >= this.limits.maxConnectionsPerUser) {
+            // The same cap as at upgrade: authenticating must not open a way around it.
+            this.#error(
+              conn,
+              ErrorCode.LIMIT_EXCEEDED,
+              "Cannot authenticate: too many connections for this user",
+              { limit: this.limits.maxConnectionsPerUser },
+              id,
+            );
+            return;
+          }
           if (conn.userId !== undefined) this.#unindexUser(conn, conn.userId);
           conn[kSetUser](userId);
           this.#indexUser(conn, userId);
@@ -1974,8 +2104,19 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     status: number,
     body: string,
     headers?: Record<string, string>,
+    request?: Request,
   ): RefusedUpgrade {
     this.#refused.set(why, (this.#refused.get(why) ?? 0) + 1);
+    if (this.#observers.size > 0 && request !== undefined) {
+      this.#notify({
+        kind: "refused",
+        cause: why,
+        status,
+        origin: request.headers.get("origin"),
+        url: request.url,
+        at: this.#clock.now(),
+      });
+    }
     return refuse(status, body, headers);
   }
 
@@ -2075,7 +2216,9 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     const envelope: BackplaneEnvelope = typeof frame === "string"
       ? { v: 1, o: this.#nodeId, i: crypto.randomUUID(), t, f: frame }
       : { v: 1, o: this.#nodeId, i: crypto.randomUUID(), t, f: toBase64(frame), b: 1 };
-    const payload = JSON.stringify(envelope);
+    const json = JSON.stringify(envelope);
+    // Signed: "<43-char base64url MAC>.<json>"; an unsigned hub's JSON.parse refuses it.
+    const payload = this.#signer === undefined ? json : this.#signer.signText(json) + "." + json;
     for (const channel of channels) {
       this.#bpCounts.published++;
       bp.publish(channel, payload).catch(() => {
@@ -2085,9 +2228,33 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   }
 
   #fromBus(_channel: string, payload: string): void {
-    let env: BackplaneEnvelope;
+    // One bad envelope costs exactly itself: nothing in it may throw into the backplane's
+    // receive loop (that would drop the messages behind it in the same read).
     try {
-      env = JSON.parse(payload);
+      this.#fromBusUnsafe(payload);
+    } catch (error) {
+      this.#bpCounts.malformed++;
+      this.#report(error, "backplane");
+    }
+  }
+
+  #fromBusUnsafe(payload: string): void {
+    if (typeof payload !== "string") {
+      this.#bpCounts.malformed++;
+      return;
+    }
+    let json = payload;
+    if (this.#signer !== undefined) {
+      const dot = payload.indexOf(".");
+      if (dot !== 43 || !this.#signer.verifyText(payload.slice(44), payload.slice(0, 43))) {
+        this.#bpCounts.malformed++;
+        return;
+      }
+      json = payload.slice(44);
+    }
+    let env: unknown;
+    try {
+      env = JSON.parse(json);
     } catch {
       this.#bpCounts.malformed++;
       return;
@@ -2097,6 +2264,15 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       return;
     }
     if (env.o === this.#nodeId) return;
+    let frame: Frame;
+    if (env.b === 1) {
+      const bytes = fromBase64(env.f);
+      if (bytes === undefined) {
+        this.#bpCounts.malformed++;
+        return;
+      }
+      frame = bytes;
+    } else frame = env.f;
     if (this.#seen.has(env.i) || this.#seenOld.has(env.i)) {
       this.#bpCounts.duplicates++;
       return;
@@ -2111,7 +2287,6 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     const t = env.t;
     const target: Target = t.a === 1 ? {} : { rooms: t.r, users: t.u, clients: t.c };
     if (t.x !== undefined) target.except = t.x;
-    const frame = env.b === 1 ? fromBase64(env.f) : env.f;
     this.#fanout(frame, target);
   }
 
@@ -2132,7 +2307,13 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    */
   async close(options: HubCloseOptions = {}): Promise<void> {
     this.#closed = true;
-    const { code = CloseCode.GOING_AWAY, reason = "server shutting down", drainMs = 0 } = options;
+    const {
+      code = CloseCode.GOING_AWAY,
+      reason = "server shutting down",
+      drainMs = 0,
+      timeoutMs = 5000,
+    } = options;
+    this.#slots.releaseAll();
     const conns = [...this.#clients.values()];
     if (drainMs > 0) {
       await Promise.all(conns.map((conn) => conn[kDrainClose](code, reason, drainMs)));
@@ -2144,11 +2325,28 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     this.#cancelFlush?.();
     this.#cancelFlush = undefined;
     this.#dirty = [];
-    if (this.#backplane !== undefined) {
-      await this.#ready.catch(() => {});
-      await this.#backplane.close().catch((error) => this.#report(error, "backplane"));
+    const settled = async () => {
+      if (this.#backplane !== undefined) {
+        await this.#ready.catch(() => {});
+        await this.#backplane.close().catch((error) => this.#report(error, "backplane"));
+      }
+      while (this.#pendingHooks.size > 0) await Promise.allSettled([...this.#pendingHooks]);
+    };
+    let timer: unknown;
+    const late = new Promise<boolean>((resolve) => {
+      timer = this.#clock.setTimeout(() => resolve(true), timeoutMs);
+    });
+    const timedOut = await Promise.race([settled().then(() => false), late]);
+    this.#clock.clearTimeout(timer);
+    if (timedOut) {
+      this.#report(
+        new Error(
+          `Cannot finish closing: ${this.#pendingHooks.size} hook(s) still pending after ` +
+            `${timeoutMs} ms (timeoutMs); left behind`,
+        ),
+        "disconnect",
+      );
     }
-    while (this.#pendingHooks.size > 0) await Promise.allSettled([...this.#pendingHooks]);
   }
 
   /** Same as `close()`. */
@@ -2187,7 +2385,15 @@ function bump(
 
 function record(map: Map<string, { messages: number; bytes: number }>): Record<string, Traffic> {
   const out: Record<string, Traffic> = {};
-  for (const [k, v] of map) out[k] = { messages: v.messages, bytes: v.bytes };
+  for (const [k, v] of map) {
+    // A client picks the key (its message type): "__proto__" must stay an own key.
+    Object.defineProperty(out, k, {
+      value: { messages: v.messages, bytes: v.bytes },
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
   return out;
 }
 
@@ -2202,6 +2408,17 @@ const CLOSE_CAUSES: Record<string, string> = {
 };
 
 const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
+
+/** Inbound frames held for one connection, with their UTF-8 sizes. */
+interface Backlog {
+  frames: (string | Uint8Array)[];
+  sizes: number[];
+  bytes: number;
+}
+
+function newBacklog(): Backlog {
+  return { frames: [], sizes: [], bytes: 0 };
+}
 
 /** The event sink an adapter feeds for one socket (a class: no closures per connection). */
 class ConnectionEvents implements SocketEvents {
@@ -2260,36 +2477,36 @@ function nextTurn(fn: () => void): () => void {
   return () => clearTimeout(handle);
 }
 
+/** The subprotocols a client offered (`Sec-WebSocket-Protocol`, comma-separated, any spacing). */
+function offeredProtocols(header: string | null): string[] {
+  if (header === null) return [];
+  return header.split(",").map((p) => p.trim()).filter((p) => p !== "");
+}
+
 function isStringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === "string");
 }
 
+/** Longest id (node id, envelope id) accepted in an envelope. */
+const MAX_ENVELOPE_ID = 128;
+
+function isId(v: unknown): v is string {
+  return typeof v === "string" && v.length > 0 && v.length <= MAX_ENVELOPE_ID;
+}
+
+/** Every field checked before any is used (the bus is input like any other). */
 function isEnvelope(e: unknown): e is BackplaneEnvelope {
-  if (typeof e !== "object" || e === null) return false;
+  if (typeof e !== "object" || e === null || Array.isArray(e)) return false;
   const env = e as Record<string, unknown>;
-  if (env.v !== 1 || typeof env.o !== "string" || typeof env.i !== "string") return false;
+  if (env.v !== 1 || !isId(env.o) || !isId(env.i)) return false;
   if (typeof env.f !== "string" || (env.b !== undefined && env.b !== 1)) return false;
   const t = env.t as Record<string, unknown> | null;
-  if (typeof t !== "object" || t === null) return false;
+  if (typeof t !== "object" || t === null || Array.isArray(t)) return false;
+  if (t.a !== undefined && t.a !== 1) return false;
   for (const k of ["r", "u", "c", "x"]) {
     if (t[k] !== undefined && !isStringArray(t[k])) return false;
   }
   return t.a === 1 || t.r !== undefined || t.u !== undefined || t.c !== undefined;
-}
-
-function toBase64(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(s);
-}
-
-function fromBase64(s: string): Uint8Array {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {

@@ -72,8 +72,25 @@ export type HubEvent =
     readonly clientId: string;
     /** Message type (`"binary"` for binary frames, `"invalid"` if unparsable). */
     readonly type: string;
-    /** Frame size (UTF-16 units for text). */
+    /** Frame size in bytes (UTF-8 for text). */
     readonly bytes: number;
+    /** When (Unix ms). */
+    readonly at: number;
+  }
+  | {
+    /**
+     * An upgrade was refused before any socket opened (origin, identify, limits):
+     * the answer to "why does my page get 1006".
+     */
+    readonly kind: "refused";
+    /** The cause, as counted in `HubStats.refused` (`"origin"`, `"identify"`, ...). */
+    readonly cause: string;
+    /** The HTTP status answered (403, 401, 429, 503, ...). */
+    readonly status: number;
+    /** The request's `Origin` header, or `null`. */
+    readonly origin: string | null;
+    /** The request URL. */
+    readonly url: string;
     /** When (Unix ms). */
     readonly at: number;
   }

@@ -44,7 +44,8 @@ export function frameSize(frame: Frame): number {
  *
  * - Order is preserved: frames come out in the order they were pushed.
  * - Bounded: `push` refuses a frame that would take it over `maxMessages` or
- *   `maxBytes`, and returns `false`; nothing is dropped silently.
+ *   `maxBytes`, and returns `false`; nothing is dropped silently. An empty queue
+ *   always takes one frame, however large (a big frame is not a backlog).
  * - One consumer: iterate it with `for await` in one place only. Iteration waits
  *   while the queue is empty and ends when the queue is closed and empty.
  * - `close()` ends iteration after what is queued; `clear()` drops what is queued.
@@ -102,14 +103,16 @@ export class SendQueue implements AsyncIterable<Frame> {
    * Append a frame.
    *
    * @param frame The frame.
-   * @returns `true` if queued; `false` if the queue is closed or the frame would overflow it.
+   * @returns `true` if queued; `false` if the queue is closed or the frame would overflow it
+   *   (an empty queue takes any one frame).
    */
   push(frame: Frame): boolean {
     const frames = this.#frames;
+    const queued = frames.length - this.#head;
     const bytes = this.#bytes + (typeof frame === "string" ? frame.length : frame.byteLength);
-    if (
-      frames.length - this.#head >= this.#maxMessages || bytes > this.#maxBytes || this.#closed
-    ) {
+    // An empty queue takes one frame of any size: one large frame for a client that keeps
+    // up is not a slow client. Only a backlog is bounded by maxBytes.
+    if (queued >= this.#maxMessages || (bytes > this.#maxBytes && queued > 0) || this.#closed) {
       return false;
     }
     frames.push(frame);

@@ -86,6 +86,11 @@ export interface InspectorOptions {
    */
   intervalMs?: number;
   /**
+   * Most event streams open at once; more get 503. Each costs a snapshot per interval.
+   * @default {8}
+   */
+  maxStreams?: number;
+  /**
    * Shown in the page title, e.g. the app's or the endpoint's name.
    * @default {hub.describe().endpoint.description ?? "hub"}
    */
@@ -229,6 +234,10 @@ export function createInspector(hub: Hub<any>, options: InspectorOptions): Inspe
   const top = positive("topRooms", options.topRooms ?? 10, 0);
   const slowN = positive("slowClients", options.slowClients ?? 10, 0);
   const intervalMs = positive("intervalMs", options.intervalMs ?? 1000, 1);
+  const maxStreams = positive("maxStreams", options.maxStreams ?? 8, 1);
+  // A stream whose reader has not taken a snapshot for this many intervals (about 30 s) is
+  // ended: backpressure means skipping snapshots (the next one supersedes them), not queueing.
+  const stalledAfter = Math.max(3, Math.ceil(30_000 / intervalMs));
   const title = options.title ?? hub.describe().endpoint.description ?? "hub";
   const authorize = options.authorize;
 
@@ -319,14 +328,15 @@ export function createInspector(hub: Hub<any>, options: InspectorOptions): Inspe
     };
   }
 
-  // Event streams share one timer, running only while a stream is open.
-  const streams = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  // Event streams share one timer, running only while a stream is open. Each maps to how
+  // many snapshots in a row it skipped because its reader was not keeping up.
+  const streams = new Map<ReadableStreamDefaultController<Uint8Array>, number>();
   const encoder = new TextEncoder();
   let timer: ReturnType<typeof setInterval> | undefined;
   let closed = false;
 
   function endStreams(): void {
-    for (const c of streams) {
+    for (const c of streams.keys()) {
       try {
         c.close();
       } catch { /* already closed */ }
@@ -339,16 +349,39 @@ export function createInspector(hub: Hub<any>, options: InspectorOptions): Inspe
   function push(): void {
     if (hub.closed) return endStreams();
     const chunk = encoder.encode(`data: ${JSON.stringify(snapshot())}\n\n`);
-    for (const c of streams) {
+    for (const [c, skipped] of streams) {
       try {
+        if ((c.desiredSize ?? 0) <= 0) {
+          // Not read since the last one: skip (never queue without bound); end it if stalled.
+          if (skipped + 1 >= stalledAfter) {
+            streams.delete(c);
+            c.error(new Error("inspector stream stalled"));
+          } else streams.set(c, skipped + 1);
+          continue;
+        }
         c.enqueue(chunk);
+        streams.set(c, 0);
       } catch {
         streams.delete(c);
       }
     }
+    if (streams.size === 0 && timer !== undefined) {
+      clearInterval(timer);
+      timer = undefined;
+    }
   }
 
   function eventStream(): Response {
+    if (streams.size >= maxStreams) {
+      return new Response("Too many inspector streams", {
+        status: 503,
+        headers: {
+          ...SECURITY_HEADERS,
+          "content-type": "text/plain; charset=utf-8",
+          "retry-after": "5",
+        },
+      });
+    }
     let self: ReadableStreamDefaultController<Uint8Array> | undefined;
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
@@ -357,9 +390,10 @@ export function createInspector(hub: Hub<any>, options: InspectorOptions): Inspe
           controller.close();
           return;
         }
-        streams.add(controller);
-        controller.enqueue(encoder.encode(`retry: 2000\n\n`));
-        controller.enqueue(encoder.encode(`data: ${JSON.stringify(snapshot())}\n\n`));
+        streams.set(controller, 0);
+        controller.enqueue(encoder.encode(
+          `retry: 2000\n\ndata: ${JSON.stringify(snapshot())}\n\n`,
+        ));
         timer ??= setInterval(push, intervalMs);
       },
       cancel() {

@@ -504,7 +504,7 @@ test("Hub refuses non-WebSocket requests with 426 and bad origins with 403", asy
   await strict.close();
 });
 
-test("Hub answers 401 when identify refuses or throws, and 503 at maxConnections", async () => {
+test("Hub answers 401 when identify refuses, 503 when it throws, and 503 at maxConnections", async () => {
   const hub = new Hub({
     maxConnections: 1,
     identify: (req) => {
@@ -517,7 +517,8 @@ test("Hub answers 401 when identify refuses or throws, and 503 at maxConnections
   const status = (url: string) =>
     connectMemory(hub, { url }).then(() => 101, (e) => (e as UpgradeRefusedError).status);
   assert.equal(await status("http://localhost/ws?user=nobody"), 401);
-  assert.equal(await status("http://localhost/ws?user=throw"), 401);
+  // A throw is the server's failure (its session store is down), not a bad login (issue 18).
+  assert.equal(await status("http://localhost/ws?user=throw"), 503);
   assert.equal(await status("http://localhost/ws"), 101);
   assert.equal(await status("http://localhost/ws"), 503);
   await hub.close();

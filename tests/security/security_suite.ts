@@ -1,0 +1,199 @@
+// Issue 11's defects, reproduced on real servers (port 0, real sockets) for every adapter.
+// Runner-agnostic: tests/security/{deno,bun}_test.ts register it once per adapter.
+import assert from "node:assert/strict";
+import { ErrorCode, type HubOptions } from "../../mod.ts";
+import { delay, isDeno, test, type TestOptions, until } from "../_harness.ts";
+import { BUN, DENO, startChild } from "../_process.ts";
+import { SecClient as TestClient } from "./_client.ts";
+import type { ServerHandle, StartServer } from "../contract/transport_contract.ts";
+import { handshake, upgradeThenReset } from "./_handshake.ts";
+
+const BATCH = "hubbub.batch.v1";
+const FIXTURE = new URL("../fixtures/reset_server.ts", import.meta.url).pathname;
+
+/** The fixture's ADAPTER for a suite name ("security (hono on deno)" → "hono"). */
+function adapterOf(name: string): string {
+  return name.includes("hono") ? "hono" : "plain";
+}
+
+/**
+ * Register the security cases for one adapter.
+ * @param name Adapter name, prefixed to each test.
+ * @param start Server factory.
+ * @param options Skip (wrong runtime).
+ */
+export function securitySuite(name: string, start: StartServer, options: TestOptions = {}): void {
+  const t = (title: string, fn: () => Promise<void>) =>
+    test(`${name}: ${title}`, fn, { timeout: 30_000, ...options });
+
+  async function withServer(
+    hubOptions: HubOptions,
+    fn: (
+      s: ServerHandle,
+      open: (query?: string, protocols?: string[]) => Promise<TestClient>,
+    ) => Promise<void>,
+  ): Promise<void> {
+    const server = await start({ onError: () => {}, ...hubOptions });
+    const clients: TestClient[] = [];
+    const open = async (query = "", protocols?: string[]) => {
+      const c = await TestClient.connect(server.url + query, protocols);
+      clients.push(c);
+      return c;
+    };
+    try {
+      await fn(server, open);
+    } finally {
+      await Promise.all(clients.map((c) => c.shut()));
+      await server.close();
+    }
+  }
+
+  t("upgrade requests reset before the socket opens do not leak connection slots", async () => {
+    // In a child process (see tests/fixtures/reset_server.ts): maxConnections 20, maxPending
+    // Upgrades 10, openTimeoutMs 300. Deno itself keeps each reset upgrade's socket (and its
+    // server's shutdown then never ends), so the child is killed, not shut down.
+    const child = await startChild(
+      isDeno ? DENO : BUN,
+      isDeno ? ["run", "-A", FIXTURE] : [FIXTURE],
+      /READY (\d+)/,
+      { env: { ADAPTER: adapterOf(name) } },
+    );
+    const clients: TestClient[] = [];
+    try {
+      const url = `ws://127.0.0.1:${child.match[1]}/ws`;
+      // Twice maxConnections: before the fix, Deno held every one of their slots forever
+      // and answered 503 to every later upgrade.
+      for (let i = 0; i < 40; i++) await upgradeThenReset(url);
+      await delay(500); // past openTimeoutMs
+      for (let i = 0; i < 15; i++) {
+        const c = await TestClient.connect(url);
+        clients.push(c);
+        await c.next((m) => m.type === "connection.established");
+      }
+      assert.equal(clients.length, 15);
+    } finally {
+      await Promise.all(clients.map((c) => c.shut()));
+      await child.stop(1000, "SIGKILL");
+    }
+  });
+
+  t("parallel upgrades for one user open at most maxConnectionsPerUser", async () => {
+    await withServer({
+      maxConnectionsPerUser: 3,
+      identify: async (req) => {
+        await delay(5); // every upgrade passes identify before any socket opens
+        return { userId: new URL(req.url).searchParams.get("user") ?? undefined };
+      },
+    }, async (s) => {
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, () => TestClient.connect(s.url + "?user=ada")),
+      );
+      const opened = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
+      const statuses = results.flatMap((r) =>
+        r.status === "rejected" ? [(r.reason as { status?: number }).status] : []
+      );
+      try {
+        assert.equal(opened.length, 3, `opened ${opened.length}, refused ${statuses}`);
+        assert.ok(statuses.every((x) => x === 429), `statuses ${statuses}`);
+        await until(() => s.hub.userConnections("ada").length === 3);
+      } finally {
+        await Promise.all(opened.map((c) => c.shut()));
+      }
+    });
+  });
+
+  t("authenticate cannot take a user over maxConnectionsPerUser", async () => {
+    await withServer({
+      maxConnectionsPerUser: 2,
+      authenticate: (_c, m) => typeof m.token === "string" ? m.token : null,
+    }, async (s, open) => {
+      const clients = await Promise.all([open(), open(), open()]);
+      const answers = [];
+      for (const c of clients) {
+        c.send({ type: "authenticate", token: "ada" });
+        answers.push(await c.next((m) => m.type === "authenticated" || m.type === "error"));
+      }
+      assert.deepEqual(answers.map((m) => m.type), ["authenticated", "authenticated", "error"]);
+      assert.equal((answers[2].data as { code: string }).code, ErrorCode.LIMIT_EXCEEDED);
+      assert.equal(s.hub.userConnections("ada").length, 2);
+    });
+  });
+
+  for (const batch of [false, true]) {
+    t(
+      `one frame larger than maxQueueBytes reaches a reading client${
+        batch ? " (batched framing)" : ""
+      }`,
+      async () => {
+        await withServer(
+          { maxQueueBytes: 64 * 1024, canJoin: () => true },
+          async (s, open) => {
+            const c = await open("", batch ? [BATCH] : undefined);
+            c.send({ type: "subscribe", room: "r" });
+            await c.next((m) => m.type === "subscribed");
+            const text = "x".repeat(200 * 1024);
+            assert.equal(s.hub.emit("big", { text }, { rooms: "r" }), 1);
+            s.hub.emit("after", {}, { rooms: "r" });
+            const big = await c.next((m) => m.type === "big");
+            assert.equal((big.data as { text: string }).text.length, text.length);
+            await c.next((m) => m.type === "after");
+            assert.equal(c.closeInfo, undefined, "the client stays connected");
+            assert.equal(s.hub.connectionCount, 1);
+          },
+        );
+      },
+    );
+  }
+
+  t('a "__proto__" message type is counted as an own key and leaves prototypes alone', async () => {
+    await withServer({}, async (s, open) => {
+      const c = await open();
+      c.send({ type: "__proto__" });
+      c.send({ type: "ping", id: 1 });
+      await c.next((m) => m.type === "pong");
+      const byType = s.hub.stats().inByType;
+      assert.equal(Object.getPrototypeOf(byType), Object.prototype);
+      assert.ok(Object.hasOwn(byType, "__proto__"));
+      assert.equal(byType["__proto__"].messages, 1);
+    });
+  });
+
+  t("inbound bytes are counted in UTF-8", async () => {
+    await withServer({}, async (s, open) => {
+      const c = await open();
+      const before = s.hub.stats().in.bytes;
+      const frame = JSON.stringify({ type: "ping", id: "€€€€" });
+      c.ws.send(frame);
+      await c.next((m) => m.type === "pong");
+      const utf8 = new TextEncoder().encode(frame).length;
+      assert.equal(frame.length + 8, utf8); // four 3-byte characters
+      assert.equal(s.hub.stats().in.bytes - before, utf8);
+    });
+  });
+
+  t("the handshake names exactly the subprotocol the hub selected", async () => {
+    for (
+      const [batchFraming, offer, selected] of [
+        [false, BATCH, ""], // Bun used to echo the client's first offer
+        [true, `a,${BATCH}`, BATCH], // Deno used to answer 400
+        [true, `a, ${BATCH}`, BATCH],
+        [true, "a, b", ""],
+      ] as const
+    ) {
+      await withServer({ batchFraming }, async (s) => {
+        const opened = new Promise<string>((resolve) => {
+          const stop = s.hub.observe((e) => {
+            if (e.kind !== "connect") return;
+            stop();
+            resolve(s.hub.connection(e.clientId)?.request.protocol ?? "?");
+          });
+        });
+        const r = await handshake(s.url, { "sec-websocket-protocol": offer });
+        const what = `batchFraming ${batchFraming}, offer "${offer}"`;
+        assert.equal(r.status, 101, what);
+        assert.equal(r.headers["sec-websocket-protocol"] ?? "", selected, what);
+        assert.equal(await opened, selected, what);
+      });
+    }
+  });
+}
