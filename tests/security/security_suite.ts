@@ -196,4 +196,61 @@ export function securitySuite(name: string, start: StartServer, options: TestOpt
       });
     }
   });
+
+  t("a fan-out flood within the message rate limit leaves a quiet client's ping fast", async () => {
+    // Ten senders, each under 100 msg/s, into a 210-member room: ~200k deliveries/s asked
+    // for. The budget (5,000 deliveries/s per sender by default) refuses the excess. In this
+    // one process the test's own 210 clients cap the flood near 100k/s, so the ping bound
+    // holds with or without the budget here; what fails without it is `refused > 0`.
+    const ref: { hub?: ServerHandle["hub"] } = {};
+    await withServer({
+      canJoin: () => true,
+      onMessage: (conn, m) => void ref.hub?.emit("chat", m.text, { rooms: "big", except: conn }),
+    }, async (srv, open) => {
+      ref.hub = srv.hub;
+      const members: TestClient[] = [];
+      for (let i = 0; i < 200; i++) members.push(await open());
+      const senders: TestClient[] = [];
+      for (let i = 0; i < 10; i++) senders.push(await open());
+      for (const c of [...members, ...senders]) c.send({ type: "subscribe", room: "big" });
+      await until(() => srv.hub.roomSize("big") === 210, 10_000, "210 members");
+      for (const m of members) m.ws.removeAllListeners("message"); // members just absorb
+      const quiet = await open();
+      const rtts: number[] = [];
+      let refused = 0;
+      const end = Date.now() + 2500;
+      const timers = senders.map((c, k) =>
+        setInterval(() => c.send({ type: "say", text: `m${k}` }), 11)
+      );
+      try {
+        let seq = 0;
+        while (Date.now() < end) {
+          const t0 = performance.now();
+          quiet.send({ type: "ping", id: ++seq });
+          const id = seq;
+          await quiet.next((m) => m.type === "pong" && (m.data as { id: number }).id === id);
+          rtts.push(performance.now() - t0);
+          await delay(20);
+        }
+      } finally {
+        for (const timer of timers) clearInterval(timer);
+      }
+      for (const c of senders) {
+        refused += c.messages.filter((m) =>
+          m.type === "error" && (m.data as { code: string }).code === ErrorCode.RATE_LIMITED
+        ).length;
+      }
+      rtts.sort((a, b) => a - b);
+      const p95 = rtts[Math.floor(rtts.length * 0.95)];
+      const delivered = srv.hub.stats().outByType.chat?.messages ?? 0;
+      console.log(
+        `[fan-out flood] ${name}: quiet ping p50 ${rtts[rtts.length >> 1].toFixed(1)} ms, ` +
+          `p95 ${p95.toFixed(1)} ms (n=${rtts.length}); ${delivered} chat deliveries in 2.5 s; ` +
+          `senders told RATE_LIMITED ${refused} times`,
+      );
+      assert.ok(refused > 0, "the budget refused the flood");
+      assert.ok(rtts.length >= 20, `only ${rtts.length} pings answered`);
+      assert.ok(p95 < 250, `quiet client's ping p95 ${p95.toFixed(1)} ms`);
+    });
+  });
 }
