@@ -4,6 +4,7 @@
 // Figures (RTTs, memory) are printed; assertions use generous bounds, not timing goals.
 import assert from "node:assert/strict";
 import {
+  type Clock,
   CloseCode,
   ErrorCode,
   type Hub,
@@ -13,7 +14,7 @@ import {
   MessageError,
   type StandardSchemaV1,
 } from "../../mod.ts";
-import { delay, test, type TestOptions, until } from "../_harness.ts";
+import { delay, isDeno, test, type TestOptions, until } from "../_harness.ts";
 import { type Msg, openStalledSocket, TestClient } from "../_ws_client.ts";
 import type { ServerHandle, StartServer } from "../contract/transport_contract.ts";
 import { closePayload, encodeFrame, Op, rawConnect, type RawSocket } from "./_raw_socket.ts";
@@ -35,6 +36,14 @@ const MAX = 64 * 1024; // maxMessageBytes for the fuzzer: small, so big frames s
 /** Random frames per fuzz run (after the field sweep); HUBBUB_FUZZ_FRAMES for a longer run. */
 const FUZZ_FRAMES = Number(env("HUBBUB_FUZZ_FRAMES") ?? 5000);
 const BURST = 1500; // 8 KiB frames queued before hub.close({ drainMs })
+/**
+ * Heap a connect/join/disconnect cycle may leave behind, on average, after a full GC. The README
+ * puts the hub's own heap at ~500 bytes per open connection (beyond the runtime's): a cycle that
+ * kept its connection would leave more than that; Bun leaves under 200.
+ */
+const CHURN_BYTES_PER_CYCLE = 384;
+/** How soon a slot the hub closed must be free for a new client (a close-handshake timeout). */
+const SLOT_FREED_MS = 3000;
 
 // ---------------------------------------------------------------- the fuzzer's app
 
@@ -150,6 +159,18 @@ function fuzzHubOptions(o: Observed, hub: () => Hub): HubOptions {
   };
 }
 
+/** What the fuzzer's app lets through to a handler: a valid chat (onMessage) or move (on). */
+function reachesHandler(data: string | Uint8Array): "chat" | "move" | undefined {
+  if (typeof data !== "string") return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  return isChat(v) ? "chat" : isMove(v) ? "move" : undefined;
+}
+
 function registerMove(hub: Hub, o: Observed): void {
   (hub as unknown as Hub<FuzzMsg>).on("move", (_c, m) => {
     o.handled++;
@@ -228,12 +249,80 @@ function trySend(c: TestClient, data: string | Uint8Array): void {
 }
 
 /**
+ * What a server does with each crafted frame of the malformed-frames test. RFC 6455: close
+ * with 1002 (protocol error), 1007 (invalid UTF-8 in a text frame or close reason) or 1009
+ * (over the size limit: the hub's maxMessageBytes, or a length no runtime accepts). Bun (uWS,
+ * also under Hono) does exactly that. Deno's server (also under Hono) does not, and the test
+ * holds it to what it does, so a change either way is noticed:
+ * - on a protocol error it drops the TCP connection without a close frame (the client sees
+ *   1006), except for an invalid close code, which it answers with 1002;
+ * - it accepts unmasked client frames (RFC 6455 5.1 says a server must close);
+ * - a reassembled message over maxMessageBytes is closed by the hub with 1009 (it sends
+ *   connection.closed 1009 first), but the close frame is lost to the frame the client sends
+ *   after it: Deno drops a close frame when frames arrive after it closed.
+ * @param cases The crafted cases' names.
+ * @returns The expected outcome of each, on this runtime.
+ */
+function expectedFrameOutcomes(cases: string[]): Record<string, number | string> {
+  const rfc: Record<string, number> = {
+    "invalid UTF-8 text": 1007,
+    "overlong UTF-8 text": 1007,
+    "UTF-8 surrogate in text": 1007,
+    "unmasked frame": 1002,
+    "RSV1 without an extension": 1002,
+    "reserved data opcode": 1002,
+    "reserved control opcode": 1002,
+    "ping over 125 bytes": 1002,
+    "fragmented ping": 1002,
+    "continuation with no message": 1002,
+    "new message inside a fragmented one": 1002,
+    "fragments adding up over maxMessageBytes": 1009,
+    "length 2^63": 1009,
+    "length 100 MiB, no body": 1009,
+    "close code 999": 1002,
+    "close code 1005": 1002,
+    "close code 5000": 1002,
+    "1-byte close payload": 1002,
+    "invalid UTF-8 close reason": 1007,
+    "garbage instead of a frame": 1002,
+  };
+  const out: Record<string, number | string> = {};
+  for (const what of cases) {
+    const code = rfc[what];
+    if (code === undefined) throw new Error(`no expected outcome for the crafted case ${what}`);
+    if (!isDeno) out[what] = code;
+    else if (what === "unmasked frame") out[what] = "pong";
+    else if (what === "fragments adding up over maxMessageBytes") {
+      out[what] = "1006 after connection.closed 1009";
+    } else out[what] = what.startsWith("close code") ? 1002 : 1006;
+  }
+  return out;
+}
+
+/** Options for {@linkcode hardeningSuite}. */
+export interface HardeningOptions extends TestOptions {
+  /** A shorter run of every test (fewer frames and cycles); default false. */
+  light?: boolean;
+}
+
+/**
  * Register the hardening suite for one adapter.
  * @param name Adapter name, prefixed to each test.
  * @param start Server factory (real server on port 0).
  * @param options Skip (e.g. wrong runtime).
  */
-export function hardeningSuite(name: string, start: StartServer, options: TestOptions = {}): void {
+export function hardeningSuite(
+  name: string,
+  start: StartServer,
+  options: HardeningOptions = {},
+): void {
+  // A light run (the Hono suites, whose hub and runtime are covered in full by the adapters'
+  // own suites): fewer random frames and churn cycles, a shorter flood and drain deadline.
+  const light = options.light === true;
+  const fuzzFrames = light ? Math.min(FUZZ_FRAMES, 1500) : FUZZ_FRAMES;
+  const churnCycles = light ? 1000 : 2000;
+  const floodMs = light ? 1000 : 1500;
+  const drainMs = light ? 1000 : 2000;
   const t = (title: string, fn: () => Promise<void>, timeout = 30_000, when = true) =>
     test(`${name}: ${title}`, fn, { timeout, ...options, if: options.if !== false && when });
 
@@ -267,9 +356,11 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
         let sent = 0;
         let oversize = 0;
         let round = 0;
+        /** Valid app messages sent (each must reach its handler), and moves with an id. */
+        const expected = { chat: 0, move: 0, chatIds: 0, moveIds: 0 };
         const recent: string[][] = pool.map(() => []);
         const sweep = fieldSweep();
-        const total = sweep.length + FUZZ_FRAMES;
+        const total = sweep.length + fuzzFrames;
         while (sent < total) {
           for (let k = 0; k < pool.length && sent < total; k++) {
             for (let j = 0; j < 50 && sent < total; j++) {
@@ -288,6 +379,11 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
                 continue;
               }
               recent[k].push(frame.kind);
+              const handler = reachesHandler(frame.data);
+              if (handler !== undefined) {
+                expected[handler]++;
+                if (JSON.parse(frame.data as string).id !== undefined) expected[`${handler}Ids`]++;
+              }
               trySend(pool[k], frame.data);
             }
           }
@@ -327,6 +423,28 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
           "a well-formed frame under the size limit closed a connection",
         );
         assert.deepEqual(o.violations, [], "a hook saw unvalidated input");
+        // The positive side: every valid app message was handled (a schema that refused
+        // everything would leave the hooks nothing to check), and every move with an id got its ack.
+        const acks = all.flatMap((c) => c.messages.filter((m) => m.type === "ack"));
+        const moveAcks = acks.filter((m) =>
+          (m.data as { result?: { sum?: number } }).result?.sum !== undefined
+        );
+        console.log(
+          `[fuzz] handled ${o.handled}, expected ${
+            JSON.stringify(expected)
+          }; ${acks.length} acks, ${moveAcks.length} of moves`,
+        );
+        assert.ok(expected.chat > 0 && expected.move > 0, "the fuzz run sent no valid messages");
+        assert.equal(
+          o.handled,
+          expected.chat + expected.move,
+          "valid messages that reached a handler",
+        );
+        assert.equal(moveAcks.length, expected.moveIds, "acks for moves that carried an id");
+        assert.ok(
+          acks.length - moveAcks.length <= expected.chatIds,
+          "more chat acks than chats with an id",
+        );
         assert.deepEqual(o.hookErrors, [], "a hook failed");
         assertPrototypesClean(protoBefore);
         await assertServes(s);
@@ -402,18 +520,25 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
         ["garbage instead of a frame", (r) => r.write(rng.bytes(64))],
       ];
       // Then random headers: any opcode, FIN/RSV bits, mask or not, lengths that lie a little.
+      // A header that lies about its length can leave the server waiting for bytes that never
+      // come (our ping becomes the rest of its payload): only those may end with no answer.
+      const lied = new Set<string>();
       const random: [string, (r: RawSocket) => void][] = Array.from({ length: 24 }, (_, i) => [
         `random frames #${i}`,
         (r: RawSocket) => {
           for (let n = 0; n < 10; n++) {
             const payload = rng.chance(0.3) ? ping : rng.bytes(rng.int(0, 300));
+            const declaredLength = rng.chance(0.8)
+              ? undefined
+              : payload.length + rng.int(-5, 5) * (payload.length > 5 ? 1 : 0);
+            if (declaredLength !== undefined && declaredLength !== payload.length) {
+              lied.add(`random frames #${i}`);
+            }
             r.write(encodeFrame(rng.int(0, 15), payload, {
               fin: rng.chance(0.8),
               rsv: rng.chance(0.8) ? 0 : rng.int(1, 7),
               mask: rng.chance(0.9),
-              declaredLength: rng.chance(0.8)
-                ? undefined
-                : payload.length + rng.int(-5, 5) * (payload.length > 5 ? 1 : 0),
+              declaredLength,
             }));
           }
         },
@@ -421,19 +546,39 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
       const sockets: RawSocket[] = [];
       const outcomes: string[] = [];
       const frameCodes: number[] = [];
+      /** Per crafted case: the close code of the server's close frame, 1006 (TCP closed with
+       * no close frame), "pong" (answered and still open) or "silent" (neither, in 1.5 s). */
+      const got: Record<string, number | string> = {};
+      const failedWaits: string[] = [];
+      const pong = (r: RawSocket) => r.texts().some((t) => JSON.parse(t).type === "pong");
       try {
         await Promise.all([...crafted, ...random].map(async ([what, act]) => {
           const r = await rawConnect(s.url);
           sockets.push(r);
-          await r.wait(() => r.frames.length >= 1, 5000); // connection.established
+          if (!await r.wait(() => r.frames.length >= 1, 5000)) {
+            failedWaits.push(`${what}: no connection.established`);
+          }
           act(r);
           r.send(Op.TEXT, ping);
-          // Either the server answers (pong, or an error) or it closes the connection.
-          await r.wait(() => r.frames.length >= 2, 1500);
+          // Either the server answers (pong) or it closes the connection (a close frame, or
+          // TCP closed without one).
+          const answered = await r.wait(() => r.closeCode !== undefined || pong(r), 1500);
+          if (!answered && !r.isClosed && !lied.has(what)) {
+            failedWaits.push(`${what}: neither answered nor closed in 1.5 s`);
+          }
           const code = r.closeCode ?? (r.isClosed ? 1006 : undefined);
           if (code !== undefined) frameCodes.push(code);
           outcomes.push(`${what}: ${code === undefined ? "open" : `closed ${code}`}`);
+          if (what.startsWith("random")) return;
+          got[what] = code ?? (pong(r) ? "pong" : "silent");
+          // The hub's own 1009 on Deno: the close frame is lost to the ping written after it
+          // (see below), but the hub's connection.closed says why.
+          if (got[what] === 1006 && r.texts().some((t) => t.includes('"code":1009'))) {
+            got[what] = "1006 after connection.closed 1009";
+          }
         }));
+        assert.deepEqual(failedWaits, [], "a wait for the server's answer failed");
+        assert.deepEqual(got, expectedFrameOutcomes(crafted.map(([what]) => what)));
         for (const r of sockets) await r.destroy();
         await until(() => s.hub.connectionCount === 0, 5000, "every raw connection to be gone");
         console.log(`[frames] close codes in close frames: ${JSON.stringify(countBy(frameCodes))}`);
@@ -461,7 +606,18 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
     "a flooding client is told RATE_LIMITED, then closed with 4002, while a calm client stays fast",
     async () => {
       const closes = new Map<string, number>();
+      // Real time, except that it stands still during the first burst: the allowance is 200
+      // frames at one instant, and the buckets would refill (100/s) while 420 frames arrive.
+      let frozen: number | undefined;
+      const clock: Clock = {
+        now: () => frozen ?? Date.now(),
+        setInterval: (fn, ms) => setInterval(fn, ms),
+        clearInterval: (h) => clearInterval(h as number),
+        setTimeout: (fn, ms) => setTimeout(fn, ms),
+        clearTimeout: (h) => clearTimeout(h as number),
+      };
       const s = await start({
+        clock,
         onDisconnect: (c, i) => void closes.set(c.id, i.code),
         onError: () => {},
       });
@@ -486,9 +642,11 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
         const burst = await TestClient.connect(s.url);
         flooders.push(burst);
         await burst.next();
+        frozen = Date.now();
         for (let i = 0; i < 420; i++) burst.send({ type: "ping" });
         // Deno drops the close frame when frames arrive after it closed (the client sees 1006).
         assert.ok([CloseCode.RATE_LIMITED, 1006].includes((await burst.closed).code));
+        frozen = undefined;
         const burstTypes = burst.messages.map((m) =>
           m.type === "error" ? (m.data as { code: string }).code : m.type
         );
@@ -518,7 +676,7 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
             }
           }
         };
-        const floodEnd = Date.now() + 1500;
+        const floodEnd = Date.now() + floodMs;
         const floods = [flood(0), flood(1)];
         const during: number[] = [];
         while (Date.now() < floodEnd) {
@@ -574,12 +732,16 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
   );
 
   t("1,000 subscribe/unsubscribe cycles of distinct rooms leave no room behind", async () => {
+    // The async guard of "slow-" rooms answers only when the test lets it (after the client left).
+    let guardStarted = false;
+    const guardRelease = Promise.withResolvers<void>();
     const s = await start({
       rateLimit: { messagesPerSecond: 1e5, burst: 1e5 },
-      canJoin: (_c, room) =>
-        room.startsWith("slow-")
-          ? delay(30).then(() => true)
-          : room.startsWith("r-") || room.startsWith("keep-"),
+      canJoin: (_c, room) => {
+        if (!room.startsWith("slow-")) return room.startsWith("r-") || room.startsWith("keep-");
+        guardStarted = true;
+        return guardRelease.promise.then(() => true);
+      },
       onError: () => {},
     });
     const clients: TestClient[] = [];
@@ -623,9 +785,11 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
       // A subscribe whose (async) guard answers after the client left creates nothing.
       const e = await open();
       e.send({ type: "subscribe", room: "slow-1" });
-      await delay(1);
+      await until(() => guardStarted, 5000, "the guard to start"); // the race is real
       e.ws.terminate();
       await e.closed;
+      await until(() => s.hub.connectionCount === 1, 5000, "the hub to see the client go");
+      guardRelease.resolve(); // the guard says yes, to a client that is gone
       await delay(100);
       assert.equal(s.hub.roomCount, 0);
       assert.deepEqual([...s.hub.rooms()], []);
@@ -663,6 +827,7 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
         for (const c of s.hub.connections()) s.hub.join(c, "r");
         const before = await settledMemory();
         let peak = before.rss;
+        let peakQueued = 0;
         const pad = "x".repeat(4 * 1024);
         let sent = 0;
         let closedAt = -1;
@@ -676,6 +841,7 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
             "the readers to keep up",
           );
           peak = Math.max(peak, memory().rss);
+          peakQueued = Math.max(peakQueued, s.hub.stats().queuedBytes.max);
           if (closedAt < 0 && closes.filter((c) => c.code === CloseCode.SLOW_CLIENT).length === 2) {
             closedAt = sent;
           }
@@ -687,7 +853,9 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
           `[slow] ${sent} × 4 KiB to 20 clients in ${ms} ms; stalled closed after ${closedAt}; ` +
             `RSS ${mib(before.rss)} → ${mib(after.rss)} MiB (peak ${mib(peak)}), growth ` +
             `${mib(after.rss - before.rss)} MiB, bound ${mib(bound)} MiB; heap ` +
-            `${mib(before.heapUsed)} → ${mib(after.heapUsed)} MiB`,
+            `${mib(before.heapUsed)} → ${
+              mib(after.heapUsed)
+            } MiB; largest send queue ${peakQueued} bytes`,
         );
         assert.ok(closedAt > 0, "the stalled readers were not closed");
         assert.deepEqual(
@@ -702,6 +870,24 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
           assert.equal(r.closeCode, undefined, "a reader was closed");
         }
         assert.ok(after.rss - before.rss < bound, `RSS grew ${mib(after.rss - before.rss)} MiB`);
+        // Tighter than RSS (which the allocator keeps): what the hub itself holds. No send queue
+        // ever held more than maxQueueBytes and one frame; once the stalled clients are gone,
+        // the heap is back within what their two queues and socket buffers could hold, + 1 MiB.
+        const frame = 4 * 1024 + 64;
+        assert.ok(
+          peakQueued <= limits.maxQueueBytes + frame,
+          `a send queue held ${peakQueued} bytes (maxQueueBytes ${limits.maxQueueBytes})`,
+        );
+        const heapBound = stalled.length * (limits.maxQueueBytes + limits.highWaterMark) + MiB;
+        assert.ok(
+          after.heapUsed - before.heapUsed < heapBound,
+          `heap grew ${mib(after.heapUsed - before.heapUsed)} MiB (bound ${mib(heapBound)} MiB)`,
+        );
+        assert.ok(
+          after.rss - before.rss < stalled.length * (limits.maxQueueBytes + limits.highWaterMark) +
+              32 * MiB,
+          `RSS grew ${mib(after.rss - before.rss)} MiB: more than 32 MiB beyond the two queues`,
+        );
         assert.equal(s.hub.roomSize("r"), 18);
       } finally {
         for (const x of stalled) await x.destroy();
@@ -753,82 +939,109 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
 
   // ------------------------------------------------------------ 4. churn
 
-  t(
-    "2,000 connect/join/disconnect cycles leave every index empty and memory near its start",
-    async () => {
-      let opened = 0;
-      let disconnected = 0;
-      const s = await start({
-        identify: (req) => {
-          const user = new URL(req.url).searchParams.get("user");
-          return user ? { userId: user } : undefined;
-        },
-        canJoin: () => true,
-        onConnect: () => void opened++,
-        onDisconnect: () => void disconnected++,
-        onError: () => {},
-      });
-      const cycle = async (i: number) => {
-        const c = await TestClient.connect(`${s.url}?user=u${i % 37}`);
-        const hello = await c.next();
-        assert.equal((hello.data as { userId: string }).userId, `u${i % 37}`);
-        c.send({ type: "subscribe", room: `shared-${i % 10}` });
-        c.send({ type: "subscribe", room: `own-${i}` });
-        await c.next("subscribed");
-        await c.next("subscribed");
-        switch (i % 4) {
-          case 0:
-            await c.shut();
-            break;
-          case 1:
-            c.ws.terminate();
-            await c.closed;
-            break;
-          case 2:
-            s.hub.connection(await c.clientId())?.close(4100, "kicked");
-            await c.closed;
-            break;
-          default:
-            c.send({ type: "ping" }); // and leave without waiting for the answer
-            await c.shut();
-        }
-      };
-      const run = async (from: number, to: number) => {
-        for (let b = from; b < to; b += 100) {
-          await Promise.all(Array.from({ length: Math.min(100, to - b) }, (_, k) => cycle(b + k)));
-        }
-      };
-      try {
-        await run(0, 200); // warm-up: JIT, pools, buffers
-        await until(() => s.hub.connectionCount === 0, 5000);
-        const before = await settledMemory();
-        const started = Date.now();
-        await run(200, 2000);
-        await until(() => s.hub.connectionCount === 0, 10_000, "every connection to go");
-        await until(() => disconnected === opened, 5000, "every disconnect hook");
-        const ms = Date.now() - started;
-        const after = await settledMemory();
-        console.log(
-          `[churn] 1,800 cycles in ${ms} ms after a 200-cycle warm-up; heap ` +
-            `${mib(before.heapUsed)} → ${mib(after.heapUsed)} MiB, RSS ${mib(before.rss)} → ` +
-            `${mib(after.rss)} MiB`,
-        );
-        assert.equal(opened, 2000);
-        assert.equal(s.hub.connectionCount, 0);
-        assert.equal(s.hub.roomCount, 0);
-        assert.equal(s.hub.userCount, 0);
-        assert.deepEqual([...s.hub.rooms()], []);
-        assert.ok(
-          after.heapUsed - before.heapUsed < 16 * MiB,
-          `heap grew ${mib(after.heapUsed - before.heapUsed)} MiB over 1,800 cycles`,
-        );
-        await assertServes(s);
-      } finally {
-        await s.close();
+  const churn = (tight: boolean) => async () => {
+    let opened = 0;
+    let disconnected = 0;
+    const s = await start({
+      identify: (req) => {
+        const user = new URL(req.url).searchParams.get("user");
+        return user ? { userId: user } : undefined;
+      },
+      canJoin: () => true,
+      onConnect: () => void opened++,
+      onDisconnect: () => void disconnected++,
+      onError: () => {},
+    });
+    const cycle = async (i: number) => {
+      const c = await TestClient.connect(`${s.url}?user=u${i % 37}`);
+      const hello = await c.next();
+      assert.equal((hello.data as { userId: string }).userId, `u${i % 37}`);
+      c.send({ type: "subscribe", room: `shared-${i % 10}` });
+      c.send({ type: "subscribe", room: `own-${i}` });
+      await c.next("subscribed");
+      await c.next("subscribed");
+      switch (i % 4) {
+        case 0:
+          await c.shut();
+          break;
+        case 1:
+          c.ws.terminate();
+          await c.closed;
+          break;
+        case 2:
+          s.hub.connection(await c.clientId())?.close(4100, "kicked");
+          await c.closed;
+          break;
+        default:
+          c.send({ type: "ping" }); // and leave without waiting for the answer
+          await c.shut();
       }
-    },
+    };
+    const run = async (from: number, to: number) => {
+      for (let b = from; b < to; b += 100) {
+        await Promise.all(Array.from({ length: Math.min(100, to - b) }, (_, k) => cycle(b + k)));
+      }
+    };
+    try {
+      await run(0, 200); // warm-up: JIT, pools, buffers
+      await until(() => s.hub.connectionCount === 0, 5000);
+      const before = await settledMemory();
+      const started = Date.now();
+      await run(200, churnCycles);
+      await until(() => s.hub.connectionCount === 0, 10_000, "every connection to go");
+      await until(() => disconnected === opened, 5000, "every disconnect hook");
+      const ms = Date.now() - started;
+      const after = await settledMemory();
+      console.log(
+        `[churn] ${churnCycles - 200} cycles in ${ms} ms after a 200-cycle warm-up; heap ` +
+          `${mib(before.heapUsed)} → ${mib(after.heapUsed)} MiB, RSS ${mib(before.rss)} → ` +
+          `${mib(after.rss)} MiB`,
+      );
+      assert.equal(opened, churnCycles);
+      assert.equal(s.hub.connectionCount, 0);
+      assert.equal(s.hub.roomCount, 0);
+      assert.equal(s.hub.userCount, 0);
+      assert.deepEqual([...s.hub.rooms()], []);
+      assert.ok(
+        after.heapUsed - before.heapUsed < 16 * MiB,
+        `heap grew ${mib(after.heapUsed - before.heapUsed)} MiB over ${churnCycles - 200} cycles`,
+      );
+      const perCycle = (after.heapUsed - before.heapUsed) / (churnCycles - 200);
+      console.log(`[churn] heap growth ${perCycle.toFixed(0)} bytes per cycle`);
+      if (tight) {
+        assert.ok(
+          perCycle < CHURN_BYTES_PER_CYCLE,
+          `heap grew ${perCycle.toFixed(0)} bytes per cycle (bound ${CHURN_BYTES_PER_CYCLE})`,
+        );
+      }
+      await assertServes(s);
+    } finally {
+      await s.close();
+    }
+  };
+  // KNOWN BUG (Deno, and Hono on Deno): Deno keeps the JS heap of every WebSocket whose TCP
+  // connection drops without a close handshake (about 3 KB each with a plain Deno.serve echo
+  // server and no hubbub), and the hub's per-connection objects stay reachable through it
+  // (about 4.6 KB per drop with hubbub): the 450 abrupt drops of this test leave ~2.5 MiB. The
+  // tight bound is registered as skipped there; the 16 MiB crash guard still runs.
+  const heapKeptOnDrop = isDeno;
+  t(
+    `${
+      churnCycles.toLocaleString("en")
+    } connect/join/disconnect cycles leave every index empty and memory near its start`,
+    churn(!heapKeptOnDrop),
     60_000,
   );
+  if (heapKeptOnDrop) {
+    t(
+      `KNOWN BUG: ${
+        churnCycles.toLocaleString("en")
+      } connect/join/disconnect cycles keep under ${CHURN_BYTES_PER_CYCLE} heap bytes per cycle`,
+      churn(true),
+      60_000,
+      false,
+    );
+  }
 
   // ------------------------------------------------------------ 5. hooks that fail
 
@@ -854,8 +1067,11 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
         identify: (req) => req.url.includes("evil") ? fail("identify") as never : undefined,
       }),
       trigger: async (s) => {
-        // More refusals than maxPendingUpgrades: a leaked slot would turn into 503.
-        for (let i = 0; i < 4; i++) assert.equal(await TestClient.status(`${s.url}?evil=1`), 401);
+        // More refusals than maxPendingUpgrades. A throwing identify is the server's failure
+        // (503, issue 18), not a bad login (401); a leaked slot would refuse the good client.
+        for (let i = 0; i < 4; i++) assert.equal(await TestClient.status(`${s.url}?evil=1`), 503);
+        assert.equal(s.hub.stats().refused.identify_error, 4);
+        assert.equal(await TestClient.status(s.url), 101);
       },
     },
     {
@@ -1028,9 +1244,9 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
       try {
         await c.next();
         for (let i = 0; i < 3; i++) await c.request({ type: "boom" }, "error");
-        await delay(50);
-        assert.equal(calls, 3);
+        // A fence instead of a sleep: once a later ping is answered, a 4th call would be in.
         assert.equal((await c.request({ type: "ping" }, "pong")).type, "pong");
+        assert.equal(calls, 3);
         await assertServes(s, "lobby");
       } finally {
         await c.shut();
@@ -1059,7 +1275,7 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
         // One synchronous burst: most of it waits in the queues, and the stalled one never reads.
         // Bigger than what the kernel buffers for the stalled socket (a few MiB on loopback).
         for (let i = 0; i < BURST; i++) s.hub.emit("n", { i, pad });
-        const drainMs = 2000;
+
         const started = Date.now();
         const closing = s.hub.close({ drainMs });
         assert.equal(s.hub.emit("late", 1), 0, "no new frames are accepted while draining");
@@ -1098,88 +1314,129 @@ export function hardeningSuite(name: string, start: StartServer, options: TestOp
 
   // ------------------------------------------------------------ sockets the hub closed
 
+  /**
+   * Open up to maxConnections (2) new clients once the hub closed its only client, and check
+   * what the server holds. With `admission`, both must be admitted (the closed client's slot
+   * is free again, within `SLOT_FREED_MS`); without, only that the hub counts what it admitted.
+   */
+  const reopen = async (
+    s: ServerHandle,
+    what: string,
+    clients: TestClient[],
+    admission: boolean,
+  ): Promise<void> => {
+    const port = Number(new URL(s.url).port);
+    const refused: unknown[] = [];
+    const freeBy = Date.now() + SLOT_FREED_MS;
+    for (let i = 0; i < 2; i++) {
+      while (true) {
+        try {
+          clients.push(await TestClient.connect(s.url));
+          break;
+        } catch (e) { // 503: the slot is still taken
+          const status = (e as { status?: number }).status ?? String(e);
+          if (!admission || status !== 503 || Date.now() > freeBy) {
+            refused.push(status);
+            break;
+          }
+          await delay(100);
+        }
+      }
+    }
+    // Refused upgrades are plain HTTP connections: give them a moment to go away.
+    const end = Date.now() + 3000;
+    while (heldServerSockets(port) > 2 && Date.now() < end) await delay(50);
+    const held = heldServerSockets(port);
+    console.log(
+      `[zombie] after ${what}: ${clients.length} new clients admitted, server holds ${held} sockets`,
+    );
+    assert.ok(held <= 2, `the server holds ${held} sockets with maxConnections 2`);
+    assert.equal(s.hub.connectionCount, clients.length, "the hub counts what it admitted");
+    if (!admission) return;
+    assert.deepEqual(refused, [], "a new client was refused: the closed client's slot leaked");
+    assert.equal(clients.length, 2);
+    assert.equal(s.hub.connectionCount, 2);
+  };
+
+  const stalledReader = (admission: boolean) => async () => {
+    const closes: number[] = [];
+    const s = await start({
+      maxConnections: 2,
+      highWaterMark: 16 * 1024,
+      lowWaterMark: 4 * 1024,
+      maxQueueBytes: 64 * 1024,
+      onDisconnect: (_c, i) => void closes.push(i.code),
+    });
+    const stalled = await openStalledSocket(s.url);
+    const clients: TestClient[] = [];
+    try {
+      await until(() => s.hub.connectionCount === 1, 5000);
+      s.hub.join(s.hub.connections()[0], "r");
+      const pad = "x".repeat(8 * 1024);
+      for (let i = 0; i < 4096 && closes.length === 0; i++) {
+        s.hub.emit("n", { i, pad }, { rooms: "r" });
+        if (i % 16 === 15) await delay(1);
+      }
+      assert.deepEqual(closes, [CloseCode.SLOW_CLIENT]);
+      assert.equal(s.hub.connectionCount, 0, "the hub forgot the stalled client");
+      await delay(200);
+      await reopen(s, "a slow-client close", clients, admission);
+    } finally {
+      await stalled.destroy();
+      await Promise.all(clients.map((c) => c.shut()));
+      await s.close();
+    }
+  };
+
+  const ignoresClose = (admission: boolean) => async () => {
+    const s = await start({ maxConnections: 2, maxMessageBytes: 1024 });
+    const silent = await rawConnect(s.url);
+    const clients: TestClient[] = [];
+    try {
+      assert.ok(await silent.wait(() => silent.frames.length >= 1, 5000), "established");
+      silent.send(Op.TEXT, new Uint8Array(2048).fill(0x20)); // over the limit: closed with 1009
+      assert.ok(await silent.wait(() => silent.closeCode !== undefined, 5000), "a close frame");
+      assert.equal(silent.closeCode, CloseCode.MESSAGE_TOO_BIG);
+      await until(() => s.hub.connectionCount === 0, 5000);
+      await delay(200);
+      await reopen(s, "a 1009 the client never answered", clients, admission);
+    } finally {
+      await silent.destroy();
+      await Promise.all(clients.map((c) => c.shut()));
+      await s.close();
+    }
+  };
+
+  // KNOWN BUG (Deno, and Hono on Deno): a socket the hub closed whose peer never answers the
+  // close frame stays in the hub's "lingering" set, and counts toward maxConnections, until the
+  // peer goes away: Deno waits for the close frame forever and the adapter never drops the TCP
+  // connection. New clients get 503 while connectionCount is 0, so maxConnections such peers
+  // lock the server out. The admission half of these tests is registered as skipped there.
+  const slotHeldForever = isDeno;
   t(
     "a stalled reader closed as a slow client does not keep a socket beyond maxConnections",
-    async () => {
-      const closes: number[] = [];
-      const s = await start({
-        maxConnections: 2,
-        highWaterMark: 16 * 1024,
-        lowWaterMark: 4 * 1024,
-        maxQueueBytes: 64 * 1024,
-        onDisconnect: (_c, i) => void closes.push(i.code),
-      });
-      const port = Number(new URL(s.url).port);
-      const stalled = await openStalledSocket(s.url);
-      const clients: TestClient[] = [];
-      try {
-        await until(() => s.hub.connectionCount === 1, 5000);
-        s.hub.join(s.hub.connections()[0], "r");
-        const pad = "x".repeat(8 * 1024);
-        for (let i = 0; i < 4096 && closes.length === 0; i++) {
-          s.hub.emit("n", { i, pad }, { rooms: "r" });
-          if (i % 16 === 15) await delay(1);
-        }
-        assert.deepEqual(closes, [CloseCode.SLOW_CLIENT]);
-        await delay(200);
-        // The hub forgot the stalled client. Open up to maxConnections more.
-        for (let i = 0; i < 2; i++) {
-          try {
-            clients.push(await TestClient.connect(s.url));
-          } catch { /* 503: the slot is still taken */ }
-        }
-        // Refused upgrades are plain HTTP connections: give them a moment to go away.
-        const end = Date.now() + 3000;
-        while (heldServerSockets(port) > 2 && Date.now() < end) await delay(50);
-        const held = heldServerSockets(port);
-        console.log(
-          `[zombie] after a slow-client close: ${clients.length} new clients admitted, server holds ${held} sockets`,
-        );
-        assert.ok(held <= 2, `the server holds ${held} sockets with maxConnections 2`);
-      } finally {
-        await stalled.destroy();
-        await Promise.all(clients.map((c) => c.shut()));
-        await s.close();
-      }
-    },
+    stalledReader(!slotHeldForever),
     20_000,
     canReadTcp,
   );
-
   t(
     "a client that ignores the server's close frame does not keep a socket beyond maxConnections",
-    async () => {
-      const s = await start({ maxConnections: 2, maxMessageBytes: 1024 });
-      const port = Number(new URL(s.url).port);
-      const silent = await rawConnect(s.url);
-      const clients: TestClient[] = [];
-      try {
-        await silent.wait(() => silent.frames.length >= 1, 5000);
-        silent.send(Op.TEXT, new Uint8Array(2048).fill(0x20)); // over the limit: closed with 1009
-        await silent.wait(() => silent.closeCode !== undefined, 5000);
-        assert.equal(silent.closeCode, CloseCode.MESSAGE_TOO_BIG);
-        await until(() => s.hub.connectionCount === 0, 5000);
-        await delay(200);
-        for (let i = 0; i < 2; i++) {
-          try {
-            clients.push(await TestClient.connect(s.url));
-          } catch { /* 503 */ }
-        }
-        // Refused upgrades are plain HTTP connections: give them a moment to go away.
-        const end = Date.now() + 3000;
-        while (heldServerSockets(port) > 2 && Date.now() < end) await delay(50);
-        const held = heldServerSockets(port);
-        console.log(
-          `[zombie] after a 1009 the client never answered: ${clients.length} admitted, server holds ${held} sockets`,
-        );
-        assert.ok(held <= 2, `the server holds ${held} sockets with maxConnections 2`);
-      } finally {
-        await silent.destroy();
-        await Promise.all(clients.map((c) => c.shut()));
-        await s.close();
-      }
-    },
+    ignoresClose(!slotHeldForever),
     20_000,
     canReadTcp,
   );
+  if (slotHeldForever) {
+    t(
+      "KNOWN BUG: a stalled reader closed as a slow client frees its slot for a new client",
+      stalledReader(true),
+      20_000,
+      false,
+    );
+    t(
+      "KNOWN BUG: a client that ignores the server's close frame frees its slot for a new client",
+      ignoresClose(true),
+      20_000,
+      false,
+    );
+  }
 }
