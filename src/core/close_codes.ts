@@ -27,53 +27,10 @@
  * @module
  */
 
-/** Close codes used by hubbub. See the module docs for the full table. */
-export const CloseCode = {
-  /** Normal closure. Do not reconnect. */
-  NORMAL: 1000,
-  /** Server shutting down or idle timeout. Reconnect. */
-  GOING_AWAY: 1001,
-  /** The app refused the connection. Do not reconnect. */
-  POLICY_VIOLATION: 1008,
-  /** An inbound frame was over the size limit. Reconnect. */
-  MESSAGE_TOO_BIG: 1009,
-  /** Unexpected server error. Reconnect with backoff. */
-  INTERNAL_ERROR: 1011,
-  /** Server overloaded. Reconnect with backoff. */
-  TRY_AGAIN_LATER: 1013,
-  /** The client's send queue overflowed. Reconnect. */
-  SLOW_CLIENT: 4000,
-  /** Authentication failed or timed out. Do not reconnect. */
-  UNAUTHENTICATED: 4001,
-  /** The client kept exceeding its rate limit. Reconnect with backoff. */
-  RATE_LIMITED: 4002,
-  /** Replaced by another connection. Do not reconnect. */
-  REPLACED: 4003,
-} as const;
-
-/** One of the close codes in {@linkcode CloseCode}. */
-export type CloseCodeValue = typeof CloseCode[keyof typeof CloseCode];
-
-/** Codes after which a client should not reconnect on its own. */
-export const TERMINAL_CLOSE_CODES: ReadonlySet<number> = new Set<number>([
-  CloseCode.NORMAL,
-  CloseCode.POLICY_VIOLATION,
-  CloseCode.UNAUTHENTICATED,
-  CloseCode.REPLACED,
-]);
-
-/**
- * Whether a client should reconnect after a close with `code`.
- *
- * @param code The close code the client saw.
- * @returns `false` for the terminal codes in {@linkcode TERMINAL_CLOSE_CODES}, `true` otherwise.
- * @example
- * ```ts
- * import { shouldReconnect } from "@hubbub/hubbub";
- * shouldReconnect(4000); // true: slow client, try again
- * shouldReconnect(1008); // false: refused by the app
- * ```
- */
-export function shouldReconnect(code: number): boolean {
-  return !TERMINAL_CLOSE_CODES.has(code);
-}
+// The table lives in the protocol layer, which the client shares; the core re-exports it.
+export {
+  CloseCode,
+  type CloseCodeValue,
+  shouldReconnect,
+  TERMINAL_CLOSE_CODES,
+} from "../protocol/close_codes.ts";

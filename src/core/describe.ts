@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { HubLimits } from "./hub.ts";
+import type { HubLimits } from "./limits.ts";
 
 /** Endpoint metadata (the Go hubs' Describe/Tag/Use). */
 export interface EndpointInfo {

@@ -29,6 +29,7 @@ import type { SocketEvents, Transport } from "./transport.ts";
 import { compileOriginCheck, type OriginCheck } from "./_origin.ts";
 import { RateLimiter, type RateLimitSettings, Verdict } from "./_rate_limit.ts";
 import { UpgradeSlots } from "./_upgrade_slots.ts";
+import { type HubLimits, resolveLimits } from "./limits.ts";
 import { Hmac } from "./_hmac.ts";
 import { fromBase64, toBase64 } from "./_base64.ts";
 import {
@@ -55,6 +56,7 @@ import {
   utf8Length,
 } from "../protocol/envelope.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
+import type { Target } from "../protocol/target.ts";
 
 /** An inbound app message: a JSON object with a string `type`. */
 export interface InboundMessage {
@@ -379,56 +381,9 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
   clock?: Clock;
 }
 
-/** Resolved limits, read by adapters to configure the runtime. */
-export interface HubLimits {
-  /** See {@linkcode HubOptions.maxConnections}. */
-  readonly maxConnections: number;
-  /** See {@linkcode HubOptions.maxMessageBytes}. */
-  readonly maxMessageBytes: number;
-  /** See {@linkcode HubOptions.maxQueueBytes}. */
-  readonly maxQueueBytes: number;
-  /** See {@linkcode HubOptions.maxQueueMessages}. */
-  readonly maxQueueMessages: number;
-  /** See {@linkcode HubOptions.highWaterMark}. */
-  readonly highWaterMark: number;
-  /** See {@linkcode HubOptions.lowWaterMark}. */
-  readonly lowWaterMark: number;
-  /** See {@linkcode HubOptions.pingIntervalMs}. */
-  readonly pingIntervalMs: number;
-  /** See {@linkcode HubOptions.idleTimeoutMs}. */
-  readonly idleTimeoutMs: number;
-  /** See {@linkcode HubOptions.maxRoomNameLength}. */
-  readonly maxRoomNameLength: number;
-  /** See {@linkcode HubOptions.maxRoomsPerConnection}. */
-  readonly maxRoomsPerConnection: number;
-  /** See {@linkcode HubOptions.maxConnectionsPerUser}. */
-  readonly maxConnectionsPerUser: number;
-  /** See {@linkcode HubOptions.maxMetadataBytes}. */
-  readonly maxMetadataBytes: number;
-  /** See {@linkcode HubOptions.maxPendingUpgrades}. */
-  readonly maxPendingUpgrades: number;
-  /** See {@linkcode HubOptions.maxPendingMessages}. */
-  readonly maxPendingMessages: number;
-  /** See {@linkcode HubOptions.maxPendingBytes}. */
-  readonly maxPendingBytes: number;
-  /** See {@linkcode HubOptions.openTimeoutMs}. */
-  readonly openTimeoutMs: number;
-}
+export type { HubLimits };
 
-/**
- * Who receives an emit. Fields are unioned (deduplicated); `except` removes.
- * An empty target (`{}`) or no target at all means everyone.
- */
-export interface Target {
-  /** One room or several. */
-  rooms?: string | Iterable<string>;
-  /** One user id or several: every connection of each user. */
-  users?: string | Iterable<string>;
-  /** One client id or several. */
-  clients?: string | Iterable<string>;
-  /** Client ids (or connections) to skip, e.g. the sender. */
-  except?: string | Connection | Iterable<string | Connection>;
-}
+export type { Target };
 
 /** An upgrade that the hub refused: send this response instead. */
 export interface RefusedUpgrade {
@@ -606,34 +561,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   constructor(options: HubOptions<Msg> = {}) {
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
-    const limits: HubLimits = {
-      maxConnections: options.maxConnections ?? 10_000,
-      maxMessageBytes: options.maxMessageBytes ?? 512 * 1024,
-      maxQueueBytes: options.maxQueueBytes ?? 1024 * 1024,
-      maxQueueMessages: options.maxQueueMessages ?? 1024,
-      highWaterMark: options.highWaterMark ?? 256 * 1024,
-      lowWaterMark: options.lowWaterMark ?? 64 * 1024,
-      pingIntervalMs: options.pingIntervalMs ?? 30_000,
-      idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
-      maxRoomNameLength: options.maxRoomNameLength ?? 128,
-      maxRoomsPerConnection: options.maxRoomsPerConnection ?? 100,
-      maxConnectionsPerUser: options.maxConnectionsPerUser ?? 100,
-      maxMetadataBytes: options.maxMetadataBytes ?? 16 * 1024,
-      maxPendingUpgrades: options.maxPendingUpgrades ?? 1000,
-      maxPendingMessages: options.maxPendingMessages ?? 256,
-      maxPendingBytes: options.maxPendingBytes ??
-        Math.max(1024 * 1024, 2 * (options.maxMessageBytes ?? 512 * 1024)),
-      openTimeoutMs: options.openTimeoutMs ?? 10_000,
-    };
-    for (const [key, value] of Object.entries(limits)) {
-      if (!(typeof value === "number" && value > 0)) {
-        throw new RangeError(`Cannot create hub: ${key} must be a positive number`);
-      }
-    }
-    if (limits.lowWaterMark > limits.highWaterMark) {
-      throw new RangeError("Cannot create hub: lowWaterMark must not exceed highWaterMark");
-    }
-    this.limits = Object.freeze(limits);
+    const limits = resolveLimits(options);
+    this.limits = limits;
     this.#slots = new UpgradeSlots(this.#clock, limits.openTimeoutMs);
     this.#batchFraming = options.batchFraming ?? true;
     const rl = options.rateLimit;
@@ -947,14 +876,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       const room = this.#rooms.get(target.rooms);
       return room === undefined ? 0 : deliverTo(room, frame);
     }
-    let except: Set<string> | undefined;
-    if (target.except !== undefined) {
-      except = new Set();
-      const e = target.except;
-      if (typeof e === "string") except.add(e);
-      else if (e instanceof Connection) except.add(e.id);
-      else for (const x of e) except.add(typeof x === "string" ? x : x.id);
-    }
+    const except = target.except === undefined ? undefined : new Set(exceptIds(target.except));
     let n = 0;
     for (const conn of this.#resolve(target)) {
       if (except !== undefined && except.has(conn.id)) continue;
@@ -2204,14 +2126,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       t.c = clients;
       for (const c of clients) channels.push(this.#prefix + "client:" + c);
     }
-    if (target?.except !== undefined) {
-      const e = target.except;
-      t.x = typeof e === "string"
-        ? [e]
-        : e instanceof Connection
-        ? [e.id]
-        : [...e].map((x) => typeof x === "string" ? x : x.id);
-    }
+    if (target?.except !== undefined) t.x = exceptIds(target.except);
     if (channels.length === 0) return;
     const envelope: BackplaneEnvelope = typeof frame === "string"
       ? { v: 1, o: this.#nodeId, i: crypto.randomUUID(), t, f: frame }
@@ -2475,6 +2390,17 @@ function nextTurn(fn: () => void): () => void {
   }
   const handle = setTimeout(fn, 0);
   return () => clearTimeout(handle);
+}
+
+/** The client ids in a target's `except`: one id, one connection, or several of either. */
+function exceptIds(e: NonNullable<Target["except"]>): string[] {
+  if (typeof e === "string") return [e];
+  if (!(Symbol.iterator in e)) return [e.id];
+  const out: string[] = [];
+  for (const x of e as Iterable<string | { readonly id: string }>) {
+    out.push(typeof x === "string" ? x : x.id);
+  }
+  return out;
 }
 
 /** The subprotocols a client offered (`Sec-WebSocket-Protocol`, comma-separated, any spacing). */

@@ -1,46 +1,15 @@
 /**
  * The Standard Schema v1 interface (https://standardschema.dev), which zod,
- * valibot, arktype and others implement. It is written out here, as the spec
- * invites, so the core has no dependency; a type test checks that the official
- * `@standard-schema/spec` types are assignable to it.
+ * valibot, arktype and others implement. Defined in the protocol layer (the
+ * client and the contract use it too); the core re-exports it.
  *
  * @module
  */
 
-/** A schema that validates `unknown` input into `Output`. */
-export interface StandardSchemaV1<Input = unknown, Output = Input> {
-  /** The Standard Schema properties. */
-  readonly "~standard": StandardSchemaProps<Input, Output>;
-}
-
-/** The `~standard` property of a {@linkcode StandardSchemaV1}. */
-export interface StandardSchemaProps<Input = unknown, Output = Input> {
-  /** The version of the spec (1). */
-  readonly version: 1;
-  /** The library that made the schema. */
-  readonly vendor: string;
-  /** Validate a value: a result, or a promise of one. */
-  readonly validate: (
-    value: unknown,
-  ) => StandardSchemaResult<Output> | Promise<StandardSchemaResult<Output>>;
-  /** Inferred types (for type inference only). */
-  readonly types?: { readonly input: Input; readonly output: Output } | undefined;
-}
-
-/** The result of validation: a value, or issues. */
-export type StandardSchemaResult<Output> =
-  | { readonly value: Output; readonly issues?: undefined }
-  | { readonly issues: ReadonlyArray<StandardSchemaIssue> };
-
-/** One validation problem. */
-export interface StandardSchemaIssue {
-  /** What is wrong. */
-  readonly message: string;
-  /** Where: keys, or segments with a `key`. */
-  readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined;
-}
-
-/** The output type of a schema. */
-export type InferOutput<S extends StandardSchemaV1> = NonNullable<
-  S["~standard"]["types"]
->["output"];
+export type {
+  InferOutput,
+  StandardSchemaIssue,
+  StandardSchemaProps,
+  StandardSchemaResult,
+  StandardSchemaV1,
+} from "../protocol/standard_schema.ts";
