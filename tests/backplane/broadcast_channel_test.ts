@@ -93,7 +93,12 @@ test("BroadcastChannel backplane: one postMessage per turn, one copy per multi-r
   hub.emit("one", 1, { rooms: ["a", "b", "c"] });
   hub.emit("two", 2);
   await until(() => posts.length >= 1, 2000, "the post");
-  await new Promise((r) => setTimeout(r, 20));
+  // A fence instead of a sleep: an emit in a later turn is posted after the first turn's post.
+  hub.emit("fence", 3);
+  await until(() => posts.length >= 2, 2000, "the fence's post");
+  assert.equal(posts.length, 2, "one postMessage for the turn, one for the fence's");
+  assert.match(JSON.stringify(posts[1]), /fence/);
+  posts.pop();
   assert.equal(posts.length, 1, "one postMessage for the turn");
   const batch = posts[0] as [string[], string][];
   assert.equal(batch.length, 2);

@@ -77,6 +77,33 @@ test("Hub.stats() counts refused upgrades by reason and reports queued bytes", a
   await q.close();
 });
 
+test("Hub.stats() reports the p99 of queued bytes over many connections, not their max", async () => {
+  const hub = new Hub({ highWaterMark: 10, lowWaterMark: 5, maxQueueMessages: 1000 });
+  const n = 200;
+  const clients = [];
+  for (let i = 0; i < n; i++) {
+    const c = await connectMemory(hub);
+    await c.next();
+    c.pause();
+    clients.push(c);
+  }
+  const ids = hub.connections().map((c) => c.id);
+  assert.equal(ids.length, n);
+  // Connection j gets j + 1 frames: every connection a different backlog.
+  for (let k = 0; k < n; k++) hub.emit("n", "0123456789", { clients: ids.slice(k) });
+  const queued = ids.map((id) => hub.connection(id)!.queuedBytes);
+  const sorted = [...queued].sort((a, b) => a - b);
+  assert.equal(new Set(queued).size, n, "every connection has a different backlog");
+  const s = hub.stats();
+  assert.equal(s.queuedBytes.total, queued.reduce((a, b) => a + b, 0));
+  assert.equal(s.queuedBytes.max, sorted[n - 1]);
+  // Nearest rank: the 198th smallest of 200.
+  assert.equal(s.queuedBytes.p99, sorted[Math.ceil(0.99 * n) - 1]);
+  assert.ok(s.queuedBytes.p99 < s.queuedBytes.max, "p99 is not the max");
+  assert.ok(s.queuedBytes.p99 > sorted[Math.ceil(0.98 * n) - 1], "p99 is above the p98");
+  await hub.close();
+});
+
 test("Hub.observe() and Hub.events() see frames, emits, connects and disconnects", async () => {
   const hub = new Hub({ onMessage: () => {} });
   const seen: HubEvent[] = [];
