@@ -10,6 +10,7 @@ import { type Frame, SendQueue } from "./send_queue.ts";
 import type { Transport } from "./transport.ts";
 import { encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
 import {
+  kCloseWith,
   kCompact,
   kDeliver,
   kDrainClose,
@@ -58,10 +59,11 @@ export interface ConnectionOwner {
   leave(conn: Connection, room: string): void;
   /** Schedule a flush of the connection's queue on the next turn of the event loop. */
   markDirty(conn: Connection): void;
-  /** The connection closed: drop it from every index and run the disconnect hook. */
-  closed(conn: Connection, code: number, reason: string, byServer: boolean): void;
-  /** The connection overflowed its queue (for counters). */
-  slow(conn: Connection): void;
+  /**
+   * The connection closed: drop it from every index and run the disconnect hook.
+   * `cause` says why, as counted in `HubStats.closes` (`"client"` when the peer closed).
+   */
+  closed(conn: Connection, code: number, reason: string, cause: string): void;
   /** Current time in Unix ms. */
   now(): number;
   /** Queue and socket limits, shared by the hub's connections. */
@@ -125,6 +127,8 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   #state = OPEN;
   #closeCode = 0;
   #closeReason = "";
+  /** Why the server closed it (a value passed from where the close happened, never parsed). */
+  #closeCause = "";
   readonly #transport: Transport;
   readonly #owner: ConnectionOwner;
   /** Created when a frame must wait; dropped again once an idle connection's queue is empty. */
@@ -132,7 +136,6 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   #dirty = false;
   /** DIRECT, CORKED or BATCH: how frames reach the socket. */
   readonly #mode: number;
-  #waiting = false;
   /** The last send left the socket over its high-water mark: wait for it to drain. */
   #full = false;
   /** The writer waiting on backpressure: how to stop it, and its promise. */
@@ -265,9 +268,19 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     }
     if (this.#state !== OPEN) return;
     this.#state = CLOSING;
+    if (this.#closeCause === "") this.#closeCause = "server";
     if (code === CloseCode.SLOW_CLIENT) this.#queue?.clear();
     else this.#sendQueued();
     this.#finish(code, reason);
+  }
+
+  /**
+   * @internal Close for a reason of the hub's own, counted as `cause` (e.g. `"idle_timeout"`).
+   */
+  [kCloseWith](code: number, reason: string, cause: string): void {
+    if (this.#state !== OPEN) return;
+    this.#closeCause = cause;
+    this.close(code, reason);
   }
 
   /**
@@ -277,10 +290,11 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   async [kDrainClose](code: number, reason: string, drainMs: number): Promise<void> {
     if (this.#state !== OPEN) return;
     this.#state = CLOSING;
-    if (!this.#waiting) this.#sendQueued();
-    if (this.#queued() > 0 && !this.#waiting) this.#startWriter();
+    this.#closeCause = "shutdown";
+    if (this.#writer === undefined) this.#sendQueued();
+    if (this.#queued() > 0 && this.#writer === undefined) this.#startWriter();
     const writer = this.#writer?.done;
-    if (this.#waiting && writer !== undefined) {
+    if (this.#writer !== undefined && writer !== undefined) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         writer,
@@ -289,7 +303,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       clearTimeout(timer);
     }
     // Still backed up at the deadline: the peer is not reading, so cut it off.
-    if (this.#state === CLOSING) this.#finish(code, reason, this.#waiting);
+    if (this.#state === CLOSING) this.#finish(code, reason, this.#writer !== undefined);
   }
 
   /** Send `connection.closed` and close; or, for a peer that is not reading, terminate. */
@@ -317,20 +331,20 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       const queue = this.#queue ?? this.#newQueue();
       if (!queue.push(frame)) {
         // A burst within one tick: hand what is queued to the socket now, then retry.
-        if (this.#waiting) return this.#overflow();
+        if (this.#writer !== undefined) return this.#overflow();
         this[kFlush]();
         if (this.#state !== OPEN || !(this.#queue ?? this.#newQueue()).push(frame)) {
           return this.#overflow();
         }
       }
-      if (!this.#dirty && !this.#waiting) {
+      if (!this.#dirty && this.#writer === undefined) {
         this.#dirty = true;
         this.#owner.markDirty(this);
       }
       return true;
     }
     const queue = this.#queue;
-    if (!this.#waiting && (queue === undefined || queue.length === 0)) {
+    if (this.#writer === undefined && (queue === undefined || queue.length === 0)) {
       const status = this.#transport.send(frame);
       if (status > 0) return true;
       if (status === 0) return this.#overflow();
@@ -338,7 +352,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       return true;
     }
     if (!(queue ?? this.#newQueue()).push(frame)) return this.#overflow();
-    if (!this.#waiting) this.#startWriter();
+    if (this.#writer === undefined) this.#startWriter();
     return true;
   }
 
@@ -350,7 +364,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
 
   /** @internal Send what is queued while the socket has room; wait for it otherwise. */
   [kFlush](): void {
-    if (this.#state !== OPEN || this.#waiting) return;
+    if (this.#state !== OPEN || this.#writer !== undefined) return;
     this.#sendQueued();
     // Also when the queue is empty but the last send filled the socket: otherwise the next
     // flush would send straight into it again, and a trickle would never be queued (Bun
@@ -361,14 +375,14 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   /** @internal The socket closed or the hub tore the connection down. Idempotent. */
   [kTeardown](code: number, reason: string): void {
     if (this.#state === CLOSED) return;
-    const byServer = this.#state === CLOSING;
+    const cause = this.#state === CLOSING ? this.#closeCause || "server" : "client";
     this.#state = CLOSED;
     this.#closeCode = code;
     this.#closeReason = reason;
     this.#writer?.abort.abort();
     this.#queue?.clear();
     this.#queue?.close();
-    this.#owner.closed(this, code, reason, byServer);
+    this.#owner.closed(this, code, reason, cause);
   }
 
   /** @internal Mark the connection alive now. */
@@ -443,10 +457,10 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   }
 
   #overflow(): false {
-    this.#owner.slow(this);
     if (this.#state === OPEN) {
       // Not reading: drop it rather than queue a close frame behind its backlog.
       this.#state = CLOSING;
+      this.#closeCause = "slow_client";
       this.#queue?.clear();
       this.#finish(CloseCode.SLOW_CLIENT, "slow client", true);
     }
@@ -472,7 +486,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
    */
   [kCompact](): void {
     const queue = this.#queue;
-    if (queue !== undefined && queue.length === 0 && !this.#dirty && !this.#waiting) {
+    if (queue !== undefined && queue.length === 0 && !this.#dirty && this.#writer === undefined) {
       this.#queue = undefined;
     }
   }
@@ -543,8 +557,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   }
 
   #startWriter(): void {
-    if (this.#waiting || this.#state === CLOSED) return;
-    this.#waiting = true;
+    if (this.#writer !== undefined || this.#state === CLOSED) return;
     const writer: { abort: AbortController; done: Promise<void> | undefined } = {
       abort: new AbortController(),
       done: undefined,
@@ -567,7 +580,6 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
       // Aborted by teardown, or the socket failed: teardown follows from the close event.
     } finally {
       // Synchronously with the last step, so no frame can slip between "empty" and "idle".
-      this.#waiting = false;
       this.#writer = undefined;
     }
   }

@@ -33,6 +33,7 @@ import { type HubLimits, resolveLimits } from "./limits.ts";
 import { Hmac } from "./_hmac.ts";
 import { fromBase64, toBase64 } from "./_base64.ts";
 import {
+  kCloseWith,
   kCompact,
   kDeliver,
   kDrainClose,
@@ -602,8 +603,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       join: (conn, room) => this.#join(conn, room),
       leave: (conn, room) => this.#leave(conn, room),
       markDirty: (conn) => this.#markDirty(conn),
-      closed: (conn, code, reason, byServer) => this.#removed(conn, code, reason, byServer),
-      slow: noop,
+      closed: (conn, code, reason, cause) => this.#removed(conn, code, reason, cause),
       now: () => this.#clock.now(),
       limits: this.limits,
     };
@@ -1096,7 +1096,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         this.#clock.setTimeout(() => {
           this.#authTimers.delete(conn);
           if (conn.userId === undefined) {
-            conn.close(CloseCode.UNAUTHENTICATED, "authentication timeout");
+            conn[kCloseWith](CloseCode.UNAUTHENTICATED, "authentication timeout", "auth_timeout");
           }
         }, authTimeout),
       );
@@ -1117,7 +1117,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       const decided = (ok: boolean) => {
         if (!ok) {
           this.#inbound.delete(conn);
-          conn.close(CloseCode.POLICY_VIOLATION, "connection refused");
+          conn[kCloseWith](CloseCode.POLICY_VIOLATION, "connection refused", "connect_refused");
           return;
         }
         this.#drainInbound(conn);
@@ -1153,7 +1153,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       ? max + 1
       : utf8Length(data);
     if (bytes > max) {
-      conn.close(CloseCode.MESSAGE_TOO_BIG, "message too big");
+      conn[kCloseWith](CloseCode.MESSAGE_TOO_BIG, "message too big", "message_too_big");
       return;
     }
     this.#n.messagesIn++;
@@ -1194,7 +1194,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   #limited(conn: Connection, verdict: Verdict): void {
     this.#n.rateLimited++;
     if (verdict === Verdict.Close) {
-      conn.close(CloseCode.RATE_LIMITED, "rate limited");
+      conn[kCloseWith](CloseCode.RATE_LIMITED, "rate limited", "rate_limited");
     } else if (verdict === Verdict.DropAndWarn) {
       this.#error(conn, ErrorCode.RATE_LIMITED, "Too many messages: slow down");
     }
@@ -1720,7 +1720,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     this.#lingering.delete(conn);
   };
 
-  #removed(conn: Connection, code: number, reason: string, byServer: boolean): void {
+  #removed(conn: Connection, code: number, reason: string, cause: string): void {
     if (this.#clients.get(conn.id) !== conn) return;
     this.#clients.delete(conn.id);
     if (this.#socketOpen.has(conn)) this.#lingering.add(conn);
@@ -1733,7 +1733,6 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     this.#inbound.delete(conn);
     this.#clearAuthTimer(conn);
     this.#n.closed++;
-    const cause = byServer ? CLOSE_CAUSES[reason] ?? "server" : "client";
     this.#closes.set(cause, (this.#closes.get(cause) ?? 0) + 1);
     if (this.#observers.size > 0) {
       this.#notify({
@@ -1787,7 +1786,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       const idle = now - conn[kLastSeen];
       if (idle >= idleTimeoutMs) {
         // Only transports the hub pings are timed out here; others keep alive natively.
-        if (conn[kPing]()) conn.close(CloseCode.GOING_AWAY, "idle timeout");
+        if (conn[kPing]()) conn[kCloseWith](CloseCode.GOING_AWAY, "idle timeout", "idle_timeout");
       } else if (idle >= pingIntervalMs) {
         conn[kPing]();
       }
@@ -2233,7 +2232,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     if (drainMs > 0) {
       await Promise.all(conns.map((conn) => conn[kDrainClose](code, reason, drainMs)));
     } else {
-      for (const conn of conns) conn.close(code, reason);
+      for (const conn of conns) conn[kCloseWith](code, reason, "shutdown");
     }
     this.#stopTimer();
     for (const stop of [...this.#eventStreams]) stop();
@@ -2311,16 +2310,6 @@ function record(map: Map<string, { messages: number; bytes: number }>): Record<s
   }
   return out;
 }
-
-const CLOSE_CAUSES: Record<string, string> = {
-  "slow client": "slow_client",
-  "rate limited": "rate_limited",
-  "message too big": "message_too_big",
-  "idle timeout": "idle_timeout",
-  "authentication timeout": "auth_timeout",
-  "connection refused": "connect_refused",
-  "server shutting down": "shutdown",
-};
 
 const EMPTY: Readonly<Record<string, never>> = Object.freeze({});
 
