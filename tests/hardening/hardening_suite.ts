@@ -483,6 +483,8 @@ export function hardeningSuite(
       registerMove(s.hub, o);
       const enc = (x: string) => new TextEncoder().encode(x);
       const ping = enc('{"type":"ping"}');
+      const garbage = new Rng(7).bytes(64);
+      garbage[0] |= 0x70;
       const crafted: [string, (r: RawSocket) => void][] = [
         ["invalid UTF-8 text", (r) => r.send(Op.TEXT, new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]))],
         ["overlong UTF-8 text", (r) => r.send(Op.TEXT, new Uint8Array([0xc0, 0xaf]))],
@@ -517,7 +519,9 @@ export function hardeningSuite(
         ["close code 5000", (r) => r.send(Op.CLOSE, closePayload(5000))],
         ["1-byte close payload", (r) => r.send(Op.CLOSE, new Uint8Array([3]))],
         ["invalid UTF-8 close reason", (r) => r.send(Op.CLOSE, new Uint8Array([3, 232, 0xff]))],
-        ["garbage instead of a frame", (r) => r.write(rng.bytes(64))],
+        // Random bytes, but fixed, with the reserved bits set: a protocol error on any runtime
+        // (random garbage can happen to be a valid close frame, which the server echoes).
+        ["garbage instead of a frame", (r) => r.write(garbage)],
       ];
       // Then random headers: any opcode, FIN/RSV bits, mask or not, lengths that lie a little.
       // A header that lies about its length can leave the server waiting for bytes that never
