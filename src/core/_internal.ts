@@ -4,6 +4,7 @@
 export const kDeliver: unique symbol = Symbol("hubbub.deliver");
 export const kDrainClose: unique symbol = Symbol("hubbub.drainClose");
 export const kCloseWith: unique symbol = Symbol("hubbub.closeWith");
+export const kAbandon: unique symbol = Symbol("hubbub.abandon");
 export const kCompact: unique symbol = Symbol("hubbub.compact");
 export const kFlush: unique symbol = Symbol("hubbub.flush");
 export const kFlushTick: unique symbol = Symbol("hubbub.flushTick");

@@ -10,6 +10,7 @@ import { type Frame, SendQueue } from "./send_queue.ts";
 import type { Transport } from "./transport.ts";
 import { encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
 import {
+  kAbandon,
   kCloseWith,
   kCompact,
   kDeliver,
@@ -383,6 +384,16 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     this.#queue?.clear();
     this.#queue?.close();
     this.#owner.closed(this, code, reason, cause);
+  }
+
+  /**
+   * @internal The peer never completed the close: drop the socket without a handshake,
+   * where the transport can.
+   */
+  [kAbandon](): void {
+    try {
+      this.#transport.terminate?.();
+    } catch { /* gone */ }
   }
 
   /** @internal Mark the connection alive now. */

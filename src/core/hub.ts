@@ -33,6 +33,7 @@ import { type HubLimits, resolveLimits } from "./limits.ts";
 import { Hmac } from "./_hmac.ts";
 import { fromBase64, toBase64 } from "./_base64.ts";
 import {
+  kAbandon,
   kCloseWith,
   kCompact,
   kDeliver,
@@ -319,6 +320,14 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
    */
   maxPendingUpgrades?: number;
   /**
+   * After the hub closes a connection, its socket still counts toward
+   * `maxConnections` until the peer completes the close, or for at most this many
+   * ms: then it is dropped where the runtime can (Bun), and no longer counted
+   * where it cannot (Deno keeps such a socket until the peer goes away).
+   * @default {5000}
+   */
+  closeTimeoutMs?: number;
+  /**
    * An accepted upgrade whose socket has not opened within this many ms is
    * released (a peer that resets its TCP connection right after the upgrade
    * request is reported by no runtime event on Deno). If its socket opens later
@@ -499,10 +508,12 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   readonly #socketOpen = new WeakSet<Connection>();
   /**
    * Connections the hub closed whose socket the runtime still holds (Deno waits
-   * for the peer's close frame, forever if it never comes). They still count
-   * toward `maxConnections`, so closed-but-held sockets cannot pile up unbounded.
+   * for the peer's close frame, forever if it never comes), with their deadline
+   * timers. They count toward `maxConnections` until the close completes or
+   * `closeTimeoutMs` passes, so closed-but-held sockets cannot pile up, and a peer
+   * that never answers cannot keep its slot (which would lock new clients out).
    */
-  readonly #lingering = new Set<Connection>();
+  readonly #lingering = new Map<Connection, unknown>();
   #dirty: Connection[] = [];
   #dirtySpare: Connection[] = [];
   #cancelFlush: (() => void) | undefined;
@@ -1717,13 +1728,33 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   /** The transport reported its socket closed (after or before the hub's own teardown). */
   readonly #socketGone = (conn: Connection): void => {
     this.#socketOpen.delete(conn);
-    this.#lingering.delete(conn);
+    this.#stopLingering(conn);
   };
+
+  /** Count a closed connection's socket until its close completes or closeTimeoutMs passes. */
+  #linger(conn: Connection): void {
+    this.#lingering.set(
+      conn,
+      this.#clock.setTimeout(() => {
+        this.#lingering.delete(conn);
+        // The peer never finished the close: drop it where the runtime can (Bun). Deno keeps
+        // the socket until the peer goes away; it no longer holds a slot here.
+        conn[kAbandon]();
+      }, this.limits.closeTimeoutMs),
+    );
+  }
+
+  #stopLingering(conn: Connection): void {
+    const timer = this.#lingering.get(conn);
+    if (timer === undefined && !this.#lingering.has(conn)) return;
+    this.#lingering.delete(conn);
+    this.#clock.clearTimeout(timer);
+  }
 
   #removed(conn: Connection, code: number, reason: string, cause: string): void {
     if (this.#clients.get(conn.id) !== conn) return;
     this.#clients.delete(conn.id);
-    if (this.#socketOpen.has(conn)) this.#lingering.add(conn);
+    if (this.#socketOpen.has(conn)) this.#linger(conn);
     if (conn.userId !== undefined) this.#unindexUser(conn, conn.userId);
     this.#interest(this.#prefix + "client:" + conn.id, false);
     for (const room of conn[kRoomTake]()) {
@@ -2228,6 +2259,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       timeoutMs = 5000,
     } = options;
     this.#slots.releaseAll();
+    for (const conn of [...this.#lingering.keys()]) this.#stopLingering(conn);
     const conns = [...this.#clients.values()];
     if (drainMs > 0) {
       await Promise.all(conns.map((conn) => conn[kDrainClose](code, reason, drainMs)));

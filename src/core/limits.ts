@@ -38,6 +38,8 @@ export interface HubLimits {
   readonly maxPendingBytes: number;
   /** See {@linkcode HubOptions.openTimeoutMs}. */
   readonly openTimeoutMs: number;
+  /** See {@linkcode HubOptions.closeTimeoutMs}. */
+  readonly closeTimeoutMs: number;
 }
 
 /** The limit options a hub takes (the numeric fields of `HubOptions`). */
@@ -69,6 +71,7 @@ export function resolveLimits(options: LimitOptions): HubLimits {
     maxPendingMessages: options.maxPendingMessages ?? 256,
     maxPendingBytes: options.maxPendingBytes ?? Math.max(1024 * 1024, 2 * maxMessageBytes),
     openTimeoutMs: options.openTimeoutMs ?? 10_000,
+    closeTimeoutMs: options.closeTimeoutMs ?? 5000,
   };
   for (const [key, value] of Object.entries(limits)) {
     if (!(typeof value === "number" && value > 0)) {

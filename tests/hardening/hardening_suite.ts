@@ -1350,13 +1350,15 @@ export function hardeningSuite(
       }
     }
     // Refused upgrades are plain HTTP connections: give them a moment to go away.
+    // Deno keeps the abandoned socket until its peer goes away (no API drops it): one more.
+    const bound = 2 + (isDeno ? 1 : 0);
     const end = Date.now() + 3000;
-    while (heldServerSockets(port) > 2 && Date.now() < end) await delay(50);
+    while (heldServerSockets(port) > bound && Date.now() < end) await delay(50);
     const held = heldServerSockets(port);
     console.log(
       `[zombie] after ${what}: ${clients.length} new clients admitted, server holds ${held} sockets`,
     );
-    assert.ok(held <= 2, `the server holds ${held} sockets with maxConnections 2`);
+    assert.ok(held <= bound, `the server holds ${held} sockets with maxConnections 2`);
     assert.equal(s.hub.connectionCount, clients.length, "the hub counts what it admitted");
     if (!admission) return;
     assert.deepEqual(refused, [], "a new client was refused: the closed client's slot leaked");
@@ -1368,6 +1370,7 @@ export function hardeningSuite(
     const closes: number[] = [];
     const s = await start({
       maxConnections: 2,
+      closeTimeoutMs: 1000,
       highWaterMark: 16 * 1024,
       lowWaterMark: 4 * 1024,
       maxQueueBytes: 64 * 1024,
@@ -1395,7 +1398,7 @@ export function hardeningSuite(
   };
 
   const ignoresClose = (admission: boolean) => async () => {
-    const s = await start({ maxConnections: 2, maxMessageBytes: 1024 });
+    const s = await start({ maxConnections: 2, maxMessageBytes: 1024, closeTimeoutMs: 1000 });
     const silent = await rawConnect(s.url);
     const clients: TestClient[] = [];
     try {
@@ -1413,36 +1416,20 @@ export function hardeningSuite(
     }
   };
 
-  // KNOWN BUG (Deno, and Hono on Deno): a socket the hub closed whose peer never answers the
-  // close frame stays in the hub's "lingering" set, and counts toward maxConnections, until the
-  // peer goes away: Deno waits for the close frame forever and the adapter never drops the TCP
-  // connection. New clients get 503 while connectionCount is 0, so maxConnections such peers
-  // lock the server out. The admission half of these tests is registered as skipped there.
-  const slotHeldForever = isDeno;
+  // A socket the hub closed whose peer never answers the close frame counts toward
+  // maxConnections for at most closeTimeoutMs (issue 11): Deno waits for the close frame
+  // forever and offers no way to drop the TCP connection, so the hub stops counting it there
+  // (Deno still holds the socket: the held-socket bound allows that one); Bun terminates it.
   t(
-    "a stalled reader closed as a slow client does not keep a socket beyond maxConnections",
-    stalledReader(!slotHeldForever),
+    "a stalled reader closed as a slow client frees its slot for a new client within closeTimeoutMs",
+    stalledReader(true),
     20_000,
     canReadTcp,
   );
   t(
-    "a client that ignores the server's close frame does not keep a socket beyond maxConnections",
-    ignoresClose(!slotHeldForever),
+    "a client that ignores the server's close frame frees its slot for a new client within closeTimeoutMs",
+    ignoresClose(true),
     20_000,
     canReadTcp,
   );
-  if (slotHeldForever) {
-    t(
-      "KNOWN BUG: a stalled reader closed as a slow client frees its slot for a new client",
-      stalledReader(true),
-      20_000,
-      false,
-    );
-    t(
-      "KNOWN BUG: a client that ignores the server's close frame frees its slot for a new client",
-      ignoresClose(true),
-      20_000,
-      false,
-    );
-  }
 }
