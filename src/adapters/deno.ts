@@ -87,7 +87,11 @@ export function createDenoHandler(
     });
     socket.addEventListener("close", (e) => {
       const { code, reason } = e as CloseEvent;
-      if (events !== undefined) events.close(closeCode(code), reason);
+      // Let go of the hub's objects: Deno keeps a socket (and these listeners) alive after
+      // an abrupt disconnect, and the connection must not stay reachable through it.
+      const ended = events;
+      events = undefined;
+      if (ended !== undefined) ended.close(closeCode(code), reason);
       else decision.cancel();
     });
     // No handler for "error": a close event follows it. When the peer resets before the

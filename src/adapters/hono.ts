@@ -230,7 +230,9 @@ class HonoSocketEvents implements HonoWSEvents {
   }
 
   onClose(evt: CloseEvent, ws: HonoWSContextLike): void {
-    if (this.#events !== undefined) this.#events.close(closeCode(evt.code), evt.reason);
+    const ended = this.#events;
+    this.#events = undefined; // the runtime may keep the socket, and this object, alive
+    if (ended !== undefined) ended.close(closeCode(evt.code), evt.reason);
     else this.#decision?.cancel();
     this.#decision = undefined;
     if (typeof ws.raw === "object" && ws.raw !== null) bunStates.delete(ws.raw);
