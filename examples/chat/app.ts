@@ -13,9 +13,11 @@
  *   `USER_OFFLINE` when U has no connection (only without a backplane: with one,
  *   U may be connected to another replica).
  * - Presence: room members get `presence` `{room, user, action, users}` when a
- *   user's first connection joins the room and when their last one in it closes.
- *   (The hub has no hook for a client's `unsubscribe` yet: such a leave is
- *   announced when that connection closes.)
+ *   user's first connection joins the room (the hub's `onJoin`) and when their
+ *   last one in it leaves, by `unsubscribe` or by closing (`onLeave`). The
+ *   joining connection gets its own `join` before its `subscribed` reply (in the
+ *   same frame with batched framing): the page keeps a room's events from the
+ *   moment it asks to join.
  * - `GET /inspect`: the hub inspector (live counts, rates, recent frames). **DEMO
  *   ONLY** access rule: requests addressed to localhost (see `authorize` below).
  * - Several replicas (pass a `backplane`, see `main.ts` and `serve.ts`): messages,
@@ -126,7 +128,7 @@ export interface Presence {
  */
 export type ChatAppOptions = Omit<
   HubOptions<ChatMessage>,
-  "identify" | "authenticate" | "canJoin" | "schema" | "onMessage" | "onDisconnect"
+  "identify" | "authenticate" | "canJoin" | "schema" | "onMessage" | "onJoin" | "onLeave"
 >;
 
 /** What {@linkcode createChatApp} returns. */
@@ -162,9 +164,6 @@ const PAGE_HEADERS = {
  * @throws {TypeError} When running on neither Deno nor Bun.
  */
 export function createChatApp(options: ChatAppOptions = {}): ChatApp {
-  // The rooms each connection joined, so its leaves can be announced after it is gone.
-  const joined = new WeakMap<Connection, Set<string>>();
-
   const hub: Hub<ChatMessage> = new Hub<ChatMessage>({
     ...options,
     // DEMO ONLY: the user names themselves in the URL and nobody checks it.
@@ -173,13 +172,9 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
       const user = new URL(request.url).searchParams.get("user")?.trim();
       return user && USER_NAME.test(user) ? { userId: user } : null; // null → 401
     },
-    canJoin(connection, room) {
-      if (!ROOM_NAME.test(room)) return false;
-      // The hub has no join hook yet: the join happens right after this guard
-      // returns true, so announce it once the current task's work is done.
-      if (!connection.rooms.has(room)) queueMicrotask(() => announceJoin(connection, room));
-      return true;
-    },
+    canJoin: (_connection, room) => ROOM_NAME.test(room),
+    onJoin: announceJoin,
+    onLeave: (connection, room) => announceLeave(connection, room),
     schema: chatSchema,
     onMessage(connection, message) {
       const user = connection.userId!; // identify refuses anonymous connections
@@ -201,12 +196,6 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
         hub.emit("whisper", { from: user, to, text }, { users: [to, user] });
       }
     },
-    onDisconnect(connection) {
-      const rooms = joined.get(connection);
-      if (rooms === undefined || connection.userId === undefined) return;
-      joined.delete(connection);
-      for (const room of rooms) announceLeave(connection.userId, room);
-    },
   });
 
   function usersIn(room: string): string[] {
@@ -215,12 +204,10 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
     return [...users].sort();
   }
 
+  // Called by the hub as the connection joins, before its `subscribed` reply.
   function announceJoin(connection: Connection, room: string): void {
     const user = connection.userId;
-    if (user === undefined || connection.state !== "open" || !connection.rooms.has(room)) return;
-    let rooms = joined.get(connection);
-    if (rooms === undefined) joined.set(connection, rooms = new Set());
-    rooms.add(room);
+    if (user === undefined) return; // identify refuses anonymous connections
     const presence: Presence = { room, user, action: "join", users: usersIn(room) };
     const otherTab = hub.roomMembers(room).some((c) => c !== connection && c.userId === user);
     // A second tab of someone already present: only that tab needs the member list.
@@ -228,9 +215,14 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
     else hub.emit("presence", presence, { rooms: room });
   }
 
-  function announceLeave(user: string, room: string): void {
+  // Called by the hub once the connection is out of the room: by `unsubscribe` (the × on the
+  // page), a server `leave()`, or because it closed.
+  function announceLeave(connection: Connection, room: string): void {
+    const user = connection.userId;
+    if (user === undefined) return;
     const users = usersIn(room);
-    if (users.length === 0 || users.includes(user)) return; // empty room, or still there in another tab
+    if (users.includes(user)) return; // still in the room in another tab
+    // Emitted even when no local member is left: with a backplane, other replicas' members hear it.
     const presence: Presence = { room, user, action: "leave", users };
     hub.emit("presence", presence, { rooms: room });
   }

@@ -56,11 +56,23 @@ async function connect(base: string, user: string): Promise<TestClient> {
   return client;
 }
 
-/** Subscribe to `room` and wait for the ack. */
-async function join(client: TestClient, room: string): Promise<void> {
-  const ack = await client.request({ type: "subscribe", room });
-  assert.equal(ack.type, "subscribed");
-  assert.deepEqual(ack.data, { room });
+/**
+ * Subscribe to `room` and wait for the ack. The joiner's own `presence` comes first (the
+ * hub's `onJoin` runs before the `subscribed` reply): its data is returned.
+ */
+async function join(client: TestClient, room: string): Promise<Data> {
+  client.send({ type: "subscribe", room });
+  let own: Data;
+  while (true) {
+    const m = await client.next();
+    if (m.type === "subscribed") {
+      assert.deepEqual(m.data, { room });
+      assert.ok(own !== undefined, "the joiner's presence came before its ack");
+      return own;
+    }
+    const data = m.data as Data;
+    if (m.type === "presence" && data.room === room && data.action === "join") own = data;
+  }
 }
 
 /** The data of the next message of `type`, typed loosely for assertions. */
@@ -114,22 +126,15 @@ test("The chat demo delivers a room message to every member, and presence on joi
   const bob = await connect(chat.base, "bob");
   const eve = await connect(chat.base, "eve");
   try {
-    await join(ada, "lobby");
-    assert.deepEqual(await next(ada, "presence"), {
+    assert.deepEqual(await join(ada, "lobby"), {
       room: "lobby",
       user: "ada",
       action: "join",
       users: ["ada"],
     });
-    await join(bob, "lobby");
-    for (const c of [ada, bob]) {
-      assert.deepEqual(await next(c, "presence"), {
-        room: "lobby",
-        user: "bob",
-        action: "join",
-        users: ["ada", "bob"],
-      });
-    }
+    const bobJoined = { room: "lobby", user: "bob", action: "join", users: ["ada", "bob"] };
+    assert.deepEqual(await join(bob, "lobby"), bobJoined);
+    assert.deepEqual(await next(ada, "presence"), bobJoined);
     ada.send({ type: "message", room: "lobby", text: "hello, lobby" });
     for (const c of [ada, bob]) {
       const m = await c.next("message");
@@ -224,13 +229,19 @@ test("The chat demo announces a leave when the user's last tab in the room disco
   try {
     await join(ada, "lobby");
     await join(bob1, "lobby");
-    await join(bob2, "lobby");
     // bob's second tab gets the member list; the others hear nothing new.
-    assert.deepEqual((await next(bob2, "presence")).users, ["ada", "bob"]);
+    assert.deepEqual((await join(bob2, "lobby")).users, ["ada", "bob"]);
+    await settle(ada);
+    const heard = ada.messages.filter((m) => m.type === "presence").map((m) =>
+      (m.data as Data).user
+    );
+    assert.deepEqual(
+      heard,
+      ["ada", "bob"],
+      "ada heard her own join and bob's first tab's, no more",
+    );
     await bob1.shut();
     await bob2.shut();
-    assert.equal((await next(ada, "presence")).user, "ada");
-    assert.equal((await next(ada, "presence")).action, "join");
     assert.deepEqual(await next(ada, "presence"), {
       room: "lobby",
       user: "bob",
@@ -239,6 +250,30 @@ test("The chat demo announces a leave when the user's last tab in the room disco
     });
   } finally {
     await Promise.all([ada.shut(), bob1.shut(), bob2.shut()]);
+    await chat.stop();
+  }
+});
+
+test("The chat demo announces a leave when a user unsubscribes (the page's ×)", async () => {
+  const chat = startChat();
+  const ada = await connect(chat.base, "ada");
+  const bob = await connect(chat.base, "bob");
+  try {
+    await join(ada, "lobby");
+    await join(bob, "lobby");
+    assert.equal((await next(ada, "presence")).user, "bob");
+    const ack = await bob.request({ type: "unsubscribe", room: "lobby" });
+    assert.equal(ack.type, "unsubscribed");
+    assert.deepEqual(await next(ada, "presence"), {
+      room: "lobby",
+      user: "bob",
+      action: "leave",
+      users: ["ada"],
+    });
+    await settle(bob);
+    assert.equal(count(bob, "presence"), 1, "bob, out of the room, hears only his own join");
+  } finally {
+    await Promise.all([ada.shut(), bob.shut()]);
     await chat.stop();
   }
 });
