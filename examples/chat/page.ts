@@ -19,41 +19,62 @@ export const CHAT_PAGE: string = `<!doctype html>
   :root { --fg: #1d2330; --muted: #6b7385; --line: #dde1e8; --accent: #3b5bdb; --bad: #c92a2a;
           --bg: #f7f8fa; --panel: #fff; font: 15px/1.45 system-ui, sans-serif; color: var(--fg); }
   * { box-sizing: border-box; }
-  body { margin: 0; background: var(--bg); }
-  header { padding: .6rem 1rem; background: var(--panel); border-bottom: 1px solid var(--line);
+  /* One screen: the header takes what it needs, main the rest, and only the log scrolls. */
+  body { margin: 0; background: var(--bg); display: flex; flex-direction: column;
+         height: 100vh; height: 100dvh; overflow: hidden; }
+  header { flex: none; padding: .6rem 1rem; background: var(--panel); border-bottom: 1px solid var(--line);
            display: flex; flex-wrap: wrap; gap: .6rem 1.2rem; align-items: center; }
   h1 { font-size: 1.1rem; margin: 0; }
   .demo { flex-basis: 100%; margin: 0; padding: .4rem .6rem; border-radius: 4px;
           background: #fff4e6; color: #8a4b00; font-size: .85rem; }
-  form { display: flex; gap: .4rem; margin: 0; }
+  form { display: flex; gap: .4rem; margin: 0; min-width: 0; }
   input, button { font: inherit; padding: .3rem .55rem; border: 1px solid var(--line); border-radius: 4px; }
   input { background: #fff; min-width: 0; }
-  button { background: var(--accent); color: #fff; border-color: var(--accent); cursor: pointer; }
+  button { flex: none; background: var(--accent); color: #fff; border-color: var(--accent); cursor: pointer; }
   button.plain { background: none; color: var(--muted); border: none; padding: 0 .3rem; }
   button:disabled { opacity: .5; cursor: default; }
-  #status { color: var(--muted); font-size: .9rem; }
-  main { display: grid; grid-template-columns: 14rem 1fr; height: calc(100vh - 6.2rem); }
+  #login { flex: 0 1 22rem; }
+  #login input, #join input, #compose #text { flex: 1; width: 0; }
+  #status { color: var(--muted); font-size: .9rem; min-width: 0; overflow-wrap: anywhere; }
+  main { flex: 1; min-height: 0; display: grid; grid-template-columns: 14rem minmax(0, 1fr); }
   aside { border-right: 1px solid var(--line); padding: .8rem; overflow-y: auto; background: var(--panel); }
   aside h2 { font-size: .75rem; text-transform: uppercase; letter-spacing: .05em; color: var(--muted);
              margin: 1rem 0 .4rem; }
   aside h2:first-child { margin-top: 0; }
+  #join { margin-bottom: .4rem; }
   ul { list-style: none; margin: 0; padding: 0; }
-  #views li { display: flex; align-items: center; border-radius: 4px; }
+  #views li { display: flex; align-items: center; gap: .2rem; border-radius: 4px; }
   #views li.current { background: #e7ecff; }
-  #views li > span { flex: 1; padding: .25rem .4rem; cursor: pointer; overflow: hidden; text-overflow: ellipsis; }
-  .badge { background: var(--accent); color: #fff; border-radius: 999px; padding: 0 .4rem; font-size: .75rem; }
-  #members li { padding: .1rem .4rem; color: var(--muted); }
-  section { display: flex; flex-direction: column; min-height: 0; }
-  #log { flex: 1; overflow-y: auto; margin: 0; padding: .8rem 1rem; }
+  #views .label { flex: 1; min-width: 0; padding: .25rem .4rem; cursor: pointer; overflow: hidden;
+                  text-overflow: ellipsis; white-space: nowrap; }
+  .badge { flex: none; min-width: 1.4rem; max-width: 3rem; overflow: hidden; text-align: center;
+           background: var(--accent); color: #fff; border-radius: 999px; padding: 0 .35rem;
+           font-size: .75rem; line-height: 1.35rem; }
+  #members li { padding: .1rem .4rem; color: var(--muted); overflow-wrap: anywhere; }
+  section { display: flex; flex-direction: column; min-height: 0; min-width: 0; }
+  #log { flex: 1; min-height: 0; overflow-y: auto; margin: 0; padding: .8rem 1rem; }
   #log li { padding: .15rem 0; overflow-wrap: anywhere; white-space: pre-wrap; }
   #log time { color: var(--muted); font-size: .8rem; margin-right: .5rem; }
   #log .who { font-weight: 600; margin-right: .4rem; }
   #log .info { color: var(--muted); font-style: italic; }
   #log .err { color: var(--bad); }
-  #compose { padding: .6rem 1rem; border-top: 1px solid var(--line); background: var(--panel); }
-  #compose #text { flex: 1; }
-  #to { width: 9rem; }
+  #compose { flex: none; padding: .6rem 1rem; border-top: 1px solid var(--line); background: var(--panel); }
+  #to { flex: 0 1 9rem; width: 0; }
   [hidden] { display: none !important; }
+  /* A phone: rooms and members above the log, as wrapping chips; the compose bar stays in view. */
+  @media (max-width: 640px) {
+    header { padding: .5rem .75rem; gap: .4rem .8rem; }
+    #login { flex: 1 1 14rem; }
+    .demo { font-size: .75rem; padding: .3rem .5rem; }
+    main { grid-template-columns: minmax(0, 1fr); grid-template-rows: auto minmax(0, 1fr); }
+    aside { border-right: none; border-bottom: 1px solid var(--line); padding: .5rem .75rem; max-height: 35vh; }
+    aside h2 { margin: .5rem 0 .25rem; }
+    #views, #members { display: flex; flex-wrap: wrap; gap: .25rem .5rem; }
+    #views li { max-width: 100%; }
+    #log { padding: .5rem .75rem; }
+    #compose { padding: .5rem .75rem; }
+    #to { flex-basis: 6.5rem; }
+  }
 </style>
 </head>
 <body>
@@ -98,7 +119,11 @@ import { HubClient } from "/hubbub-client.js";
 const $ = (id) => document.getElementById(id);
 const WHISPERS = "@whispers";
 const MAX_LINES = 500;
-/** name → { lines, users, unread }; WHISPERS holds whispers and errors. */
+/**
+ * name → { lines, users, unread, joining }; WHISPERS holds whispers and errors. A room's view
+ * exists from the moment the page asks to join it (\`joining\` until the server acks): the
+ * server sends the joiner's own presence, with the member list, before its \`subscribed\` reply.
+ */
 const views = new Map();
 let client = null;
 let me = null;
@@ -106,7 +131,7 @@ let current = WHISPERS;
 
 function view(name) {
   let v = views.get(name);
-  if (!v) views.set(name, v = { lines: [], users: [], unread: 0 });
+  if (!v) views.set(name, v = { lines: [], users: [], unread: 0, joining: false });
   return v;
 }
 view(WHISPERS);
@@ -131,6 +156,17 @@ function addLine(name, line) {
   }
 }
 
+// The log follows its newest line while it is scrolled to the bottom, also when it is resized
+// (a phone's keyboard, a rotated screen, a resized window).
+let atBottom = true;
+$("log").onscroll = () => {
+  const log = $("log");
+  atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+};
+new ResizeObserver(() => {
+  if (atBottom) $("log").scrollTop = $("log").scrollHeight;
+}).observe($("log"));
+
 function renderLine({ time, who, text, cls }) {
   const li = el("li", undefined, cls);
   li.append(el("time", new Date(time).toLocaleTimeString()));
@@ -143,14 +179,16 @@ function renderViews() {
   const ul = $("views");
   ul.replaceChildren();
   for (const [name, v] of views) {
+    if (v.joining) continue; // asked to join, not subscribed yet
     const li = el("li", undefined, name === current ? "current" : "");
-    const label = el("span", name === WHISPERS ? "whispers & notices" : "#" + name);
+    const label = el("span", name === WHISPERS ? "whispers & notices" : "#" + name, "label");
     label.onclick = () => select(name);
     li.append(label);
     if (v.unread > 0) li.append(el("span", String(v.unread), "badge"));
     if (name !== WHISPERS) {
       const leave = el("button", "×", "plain");
       leave.title = "leave " + name;
+      // The server tells the other members (presence "leave") as this connection leaves.
       leave.onclick = () => {
         client?.unsubscribe(name).then(() => {
           views.delete(name);
@@ -199,7 +237,9 @@ function connect(name) {
   const c = client = new HubClient(url, { batch: true, maxRetries: 20 });
   $("status").textContent = "connecting…";
   $("connect").disabled = true;
+  let opened = false; // whether this client ever connected: a name the server refuses never does
   c.onLifecycle("open", () => {
+    opened = true;
     me = c.userId;
     setConnected(true);
     $("connect").disabled = false;
@@ -208,13 +248,20 @@ function connect(name) {
   c.onLifecycle("reconnecting", ({ attempt, delayMs }) => {
     setConnected(false);
     $("connect").disabled = false;
-    $("status").textContent = "reconnecting in " + Math.round(delayMs) + " ms (attempt " + attempt +
-      ")… (a name must be 1 to 32 letters, digits, _ . -)";
+    const retry = "in " + Math.round(delayMs) + " ms (attempt " + attempt + ")…";
+    // A browser cannot see why an upgrade failed (no HTTP status): after a first open it is the
+    // server or the network, never the name, which the server accepted then.
+    $("status").textContent = opened
+      ? "connection lost: reconnecting " + retry
+      : "cannot connect (the server is unreachable or refused the name): retrying " + retry;
   });
   c.onLifecycle("close", ({ code, reason, willReconnect }) => {
     if (willReconnect || client !== c) return;
     client = null;
     me = null;
+    // Out of every room: a new connection starts with none (its lines are dropped too).
+    for (const name of [...views.keys()]) if (name !== WHISPERS) views.delete(name);
+    select(WHISPERS);
     setConnected(false);
     $("connect").disabled = false;
     $("status").textContent = "disconnected (" + code + (reason ? ": " + reason : "") + ")";
@@ -252,10 +299,22 @@ $("join").onsubmit = (e) => {
   e.preventDefault();
   const room = $("room").value;
   $("room").value = "";
-  client?.subscribe(room).then(() => {
-    view(room);
+  if (!client) return;
+  if (views.has(room)) {
+    if (!views.get(room).joining) select(room);
+    return;
+  }
+  // Keep the room's events from now on: its presence (members, our own join) can arrive in
+  // the same frame as the ack, before this promise settles.
+  view(room).joining = true;
+  client.subscribe(room).then(() => {
+    if (!views.has(room)) return; // left again meanwhile
+    view(room).joining = false;
     select(room);
-  }, showError);
+  }, (e) => {
+    views.delete(room);
+    showError(e);
+  });
 };
 $("compose").onsubmit = (e) => {
   e.preventDefault();
