@@ -2,6 +2,9 @@
 // The script builds every row with textContent (message types, room names and
 // user ids come from clients: never innerHTML). It reads snapshots from
 // `<base>/events` (Server-Sent Events) and falls back to polling `<base>/data`.
+// It keeps its own ring buffer of the snapshots it got and draws the last few minutes as
+// small charts: inline SVG written into the HTML, whose `points` the script sets (no style
+// attributes, no external code, so the CSP's two hashes are all it needs).
 
 /** The page's stylesheet (inline; its hash goes in the CSP). */
 export const STYLE = `
@@ -37,6 +40,26 @@ th { color: var(--muted); font-weight: 500; font-size: 12px; }
 td.n, th.n { text-align: right; }
 tr:last-child td { border-bottom: 0; }
 .empty { color: var(--muted); padding: 8px 12px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: 16px; }
+.chart h2 { display: flex; align-items: baseline; gap: 10px; }
+.chart h2 .now { margin-left: auto; font-variant-numeric: tabular-nums; }
+.chart .key { color: var(--muted); font-weight: 400; font-variant-numeric: tabular-nums; }
+.chart .key::before { content: ""; display: inline-block; width: 10px; height: 3px; margin-right: 4px;
+  vertical-align: middle; border-radius: 2px; background: var(--accent); }
+.chart .key.out::before { background: var(--ok); }
+.plot { position: relative; height: 72px; margin: 10px 12px 0; border-top: 1px dashed var(--line);
+  border-bottom: 1px solid var(--line); }
+.plot svg { display: block; width: 100%; height: 100%; overflow: visible; }
+.plot .max { position: absolute; top: 2px; right: 0; color: var(--muted); font-size: 11px;
+  font-variant-numeric: tabular-nums; background: var(--card); padding-left: 4px; }
+.line { fill: none; stroke: var(--accent); stroke-width: 1.5px; stroke-linejoin: round;
+  vector-effect: non-scaling-stroke; }
+.line.out { stroke: var(--ok); }
+.line.queued { stroke: var(--warn); }
+.area { fill: var(--accent); opacity: .12; }
+.area.queued { fill: var(--warn); }
+.axis { display: flex; justify-content: space-between; color: var(--muted); font-size: 11px;
+  padding: 3px 12px 8px; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
 `;
 
@@ -74,8 +97,69 @@ const time = (ms) => {
   const d = new Date(ms);
   return d.toTimeString().slice(0, 8) + "." + String(d.getMilliseconds()).padStart(3, "0");
 };
+// The charts: a ring buffer of the last RING snapshots; the charts show those of the last
+// WINDOW_MS, the x axis spanning from the oldest shown to the newest.
+const RING = 1024;
+const WINDOW_MS = 5 * 60 * 1000;
+const W = 300;
+const H = 60;
+const ring = new Array(RING);
+let ringNext = 0;
+let ringCount = 0;
+function remember(s) {
+  ring[ringNext] = { at: s.at, connections: s.connections, in: s.rates.inPerSec,
+    out: s.rates.outPerSec, queued: s.queuedBytes.total };
+  ringNext = (ringNext + 1) % RING;
+  ringCount = Math.min(ringCount + 1, RING);
+}
+function shown() {
+  const points = [];
+  for (let i = ringCount; i > 0; i--) points.push(ring[(ringNext - i + RING) % RING]);
+  const latest = points.length > 0 ? points[points.length - 1].at : 0;
+  return points.filter((p) => p.at >= latest - WINDOW_MS && p.at <= latest);
+}
+function niceMax(v) {
+  if (!(v > 0)) return 1;
+  const p = Math.pow(10, Math.floor(Math.log10(v)));
+  for (const m of [1, 2, 5, 10]) if (v <= m * p * 1.0001) return m * p;
+  return 10 * p;
+}
+const span = (ms) => ms < 90000 ? Math.round(ms / 1000) + " s" : Math.round(ms / 60000) + " min";
+function plot(id, points, keys, format) {
+  const svg = $(id);
+  const t0 = points[0].at;
+  const dt = Math.max(points[points.length - 1].at - t0, 1);
+  let max = 0;
+  for (const p of points) for (const k of keys) max = Math.max(max, p[k]);
+  const top = niceMax(max);
+  const x = (p) => points.length === 1 ? W : (p.at - t0) / dt * W;
+  const y = (v) => H - 1 - Math.min(v / top, 1) * (H - 2);
+  for (const k of keys) {
+    const line = points.map((p) => x(p).toFixed(1) + "," + y(p[k]).toFixed(1)).join(" ");
+    svg.querySelector(".line." + k).setAttribute("points", line);
+    const area = svg.querySelector(".area." + k);
+    if (area) area.setAttribute("points", x(points[0]).toFixed(1) + "," + H + " " + line + " " + W + "," + H);
+  }
+  svg.dataset.points = String(points.length);
+  set(id + "-max", max > 0 ? format(top) : ""); // the axis top, once there is something to scale
+  set(id + "-span", "last " + span(dt));
+}
+function charts() {
+  const points = shown();
+  if (points.length === 0) return;
+  const now = points[points.length - 1];
+  plot("chart-connections", points, ["connections"], String);
+  set("chart-connections-now", String(now.connections));
+  plot("chart-messages", points, ["in", "out"], fmt);
+  set("chart-messages-in", "in " + fmt(now.in));
+  set("chart-messages-out", "out " + fmt(now.out));
+  plot("chart-queued", points, ["queued"], bytes);
+  set("chart-queued-now", bytes(now.queued));
+}
 let updates = 0;
 function render(s) {
+  remember(s);
+  charts();
   set("connections", String(s.connections));
   set("connections-sub", fmt(s.connectionsOpened) + " opened, " + fmt(s.connectionsClosed) + " closed");
   set("users", String(s.users));
@@ -142,6 +226,18 @@ function card(id: string, label: string, sub = true): string {
     }</div>`;
 }
 
+/** A chart: a title, the newest value(s), an SVG with one line per key, a time axis. */
+function chart(id: string, title: string, keys: string[], area: boolean, legend: string): string {
+  const shapes = keys.map((k) =>
+    (area ? `<polygon class="area ${k}"/>` : "") + `<polyline class="line ${k}"/>`
+  ).join("");
+  return `<section class="chart"><h2>${title}${legend}</h2>` +
+    `<div class="plot"><svg id="${id}" viewBox="0 0 300 60" preserveAspectRatio="none" ` +
+    `data-points="0" aria-hidden="true">${shapes}</svg>` +
+    `<span class="max" id="${id}-max"></span></div>` +
+    `<div class="axis"><span id="${id}-span"></span><span>now</span></div></section>`;
+}
+
 function table(id: string, title: string, heads: [string, boolean?][]): string {
   const th = heads.map(([h, n]) => `<th${n ? ' class="n"' : ""}>${h}</th>`).join("");
   return `<section><h2>${title}</h2><table><thead><tr>${th}</tr></thead>` +
@@ -176,6 +272,36 @@ ${card("rate-limited", "Rate-limited", false)}
 ${card("backplane", "Backplane")}
 </div>
 <div hidden><span id="in-total"></span><span id="out-total"></span></div>
+<div class="charts">
+${
+    chart(
+      "chart-connections",
+      "Connections",
+      ["connections"],
+      true,
+      '<span class="now" id="chart-connections-now"></span>',
+    )
+  }
+${
+    chart(
+      "chart-messages",
+      "Messages/s",
+      ["in", "out"],
+      false,
+      '<span class="now"><span class="key in" id="chart-messages-in"></span> ' +
+        '<span class="key out" id="chart-messages-out"></span></span>',
+    )
+  }
+${
+    chart(
+      "chart-queued",
+      "Queued bytes (all connections)",
+      ["queued"],
+      true,
+      '<span class="now" id="chart-queued-now"></span>',
+    )
+  }
+</div>
 <div class="grid">
 ${table("top-rooms", "Top rooms", [["Room"], ["Members", true]])}
 ${table("slow-clients", "Slowest clients", [["Client"], ["User"], ["Queued", true]])}

@@ -1,7 +1,7 @@
 // The inspector page in a real browser (Debian's headless Chromium driven by
 // playwright-core), on Bun: real clients chat over real sockets and the page's
-// numbers follow. Screenshot: test-output/inspector.png (docs/inspector.png for the README:
-// written when missing, refreshed with HUBBUB_UPDATE_DOCS=1).
+// numbers and its charts follow. Screenshot: test-output/inspector.png (docs/inspector.png for
+// the README: written when missing, refreshed with HUBBUB_UPDATE_DOCS=1).
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -15,7 +15,10 @@ import { hasChromium, launchChromium, warnIfMissing } from "../_chromium.ts";
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
 // The page's DOM, for the functions playwright runs in the browser.
-declare const document: { getElementById(id: string): { textContent: string | null } | null };
+declare const document: {
+  getElementById(id: string): { textContent: string | null } | null;
+  querySelector(selector: string): { getAttribute(name: string): string | null } | null;
+};
 const env = g.process?.env ?? {};
 const root = new URL("../../", import.meta.url).pathname;
 
@@ -142,18 +145,59 @@ test(
       );
       assert.deepEqual(pageErrors, []);
 
-      // Steady chatter until the page shows a non-zero rate, for the screenshot.
+      // The charts, from the page's own ring buffer of snapshots. Connections went 0 → 4 → 3:
+      // the axis tops out at 5, the first point is on the baseline (y 59 of 60), the highest at
+      // 4/5 of the height, the newest at 3/5.
+      const line = async (selector: string) => {
+        const points = await page.locator(selector).getAttribute("points");
+        return (points ?? "").split(" ").filter(Boolean).map((xy) => xy.split(",").map(Number));
+      };
+      const conns = await line("#chart-connections .line.connections");
+      assert.ok(conns.length >= 3, `${conns.length} points`);
+      assert.equal(
+        Number(await page.locator("#chart-connections").getAttribute("data-points")),
+        conns.length,
+      );
+      assert.equal(await page.textContent("#chart-connections-max"), "5");
+      const ys = conns.map(([, y]) => y);
+      assert.equal(ys[0], 59, "0 connections on the baseline");
+      assert.ok(Math.abs(Math.min(...ys) - (59 - 4 / 5 * 58)) < 0.11, `${ys}`);
+      assert.ok(Math.abs(ys.at(-1)! - (59 - 3 / 5 * 58)) < 0.11, `${ys}`);
+      const xs = conns.map(([x]) => x);
+      assert.equal(xs[0], 0);
+      assert.equal(xs.at(-1), 300, "the newest point at the right edge");
+      assert.ok(xs.every((x, i) => i === 0 || x >= xs[i - 1]), `x in time order: ${xs}`);
+      assert.equal((await line("#chart-queued .line.queued")).length, conns.length);
+
+      // Chatter until the page shows a rate and its messages chart leaves the baseline (cy is
+      // alone in "random": as many out as in); a burst in the middle, for the screenshot.
       let n = 0;
       chatter = setInterval(() => cy.send({ type: "say", room: "random", text: `${n++}` }), 10);
       await page.waitForFunction(
-        () =>
-          !["0", "–"].includes(
-            document.getElementById("in-rate")?.textContent ?? "0",
-          ),
+        () => {
+          const rate = document.getElementById("in-rate")?.textContent ?? "0";
+          const points = document.querySelector("#chart-messages .line.out")?.getAttribute(
+            "points",
+          );
+          return !["0", "–"].includes(rate) &&
+            (points ?? "").split(" ").some((xy) => Number(xy.split(",")[1]) < 50);
+        },
+        undefined,
+        { timeout: 10_000 },
+      );
+      for (let i = 0; i < 100; i++) cy.send({ type: "say", room: "random", text: `burst ${i}` });
+      await page.waitForFunction(
+        () => Number(document.querySelector("#chart-messages")?.getAttribute("data-points")) >= 20,
         undefined,
         { timeout: 10_000 },
       );
       clearInterval(chatter);
+      for (const key of ["in", "out"]) {
+        const ys = (await line(`#chart-messages .line.${key}`)).map(([, y]) => y);
+        assert.ok(Math.min(...ys) < 50, `${key}/s left the baseline: ${ys}`);
+      }
+      assert.match(await page.textContent("#chart-messages-in") ?? "", /^in \d/);
+      assert.deepEqual(pageErrors, [], "no errors, no CSP violations");
       mkdirSync(join(root, "test-output"), { recursive: true });
       mkdirSync(join(root, "docs"), { recursive: true });
       const shot = join(root, "test-output/inspector.png");

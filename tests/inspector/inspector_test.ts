@@ -90,6 +90,28 @@ test("The inspector serves a self-contained page whose CSP allows exactly its in
   await hub.close();
 });
 
+test("The inspector page draws its charts as inline SVG, with no style attribute its CSP would block", async () => {
+  const hub = new Hub();
+  const inspector = createInspector(hub, { authorize: allow });
+  const html = await (await inspector.fetch(new Request("http://x/inspect")))!.text();
+  for (
+    const [id, keys] of [
+      ["chart-connections", ["connections"]],
+      ["chart-messages", ["in", "out"]],
+      ["chart-queued", ["queued"]],
+    ] as const
+  ) {
+    const svg = html.match(new RegExp(`<svg id="${id}"[^>]*>(.*?)</svg>`))?.[1];
+    assert.ok(svg !== undefined, `${id} is on the page`);
+    for (const key of keys) assert.ok(svg.includes(`<polyline class="line ${key}"/>`), svg);
+  }
+  // The CSP allows the one hashed <style> element: a style attribute would be refused.
+  assert.doesNotMatch(html, /\sstyle=/);
+  assert.doesNotMatch(SCRIPT, /setAttribute\("style"|\.innerHTML|\.style\b/);
+  inspector.close();
+  await hub.close();
+});
+
 test("The inspector's data reflects scripted traffic exactly, and never payloads", async () => {
   const hub = chatHub();
   const inspector = createInspector(hub, { authorize: allow, recentFrames: 4 });
