@@ -238,8 +238,12 @@ function connect(name) {
   $("status").textContent = "connecting…";
   $("connect").disabled = true;
   let opened = false; // whether this client ever connected: a name the server refuses never does
-  c.onLifecycle("open", () => {
+  c.onLifecycle("open", ({ reconnected }) => {
     opened = true;
+    // The client re-joins every room; each re-join's presence brings the member list afresh
+    // (who did not come back is gone from it).
+    if (reconnected) for (const [name, v] of views) if (name !== WHISPERS) v.users = [];
+    renderMembers();
     me = c.userId;
     setConnected(true);
     $("connect").disabled = false;

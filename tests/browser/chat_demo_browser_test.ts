@@ -2,8 +2,8 @@
 // through the page's bundled hubbub client:
 // - presence: whoever joins second sees both members, everyone sees their own join line, and
 //   a × leave takes the member off the other page's list;
-// - a server restart on the same port: both pages reconnect by themselves and the status
-//   blames the connection, not the user's name;
+// - a server restart on the same port: the pages reconnect by themselves, the status blames
+//   the connection, not the user's name, and whoever did not come back leaves the member lists;
 // - layout at 1100×700, 1440×900 and 390×844: the compose bar fully in view, no horizontal
 //   overflow, the unread badge a small pill. Screenshots: test-output/chat-*.png.
 import assert from "node:assert/strict";
@@ -164,8 +164,10 @@ test(
     try {
       const ada = await openAs(context, port, "ada", errors);
       const bob = await openAs(context, port, "bob", errors);
-      for (const page of [ada, bob]) await joinRoom(page, "lobby");
-      assert.equal(server.hub.roomSize("lobby"), 2);
+      const cy = await openAs(context, port, "cy", errors);
+      for (const page of [ada, bob, cy]) await joinRoom(page, "lobby");
+      await membersAre(ada, ["ada", "bob", "cy"]);
+      assert.equal(server.hub.roomSize("lobby"), 3);
       await ada.fill("#text", "hello from ada");
       await ada.press("#text", "Enter");
       await bob.getByText("hello from ada").waitFor({ timeout: 10_000 });
@@ -176,6 +178,7 @@ test(
         const status = await page.textContent("#status");
         assert.doesNotMatch(status ?? "", /name/, "a restart is not the name's fault");
       }
+      await cy.close(); // cy does not come back
       server = serveChat(port);
       for (const [page, name] of [[ada, "ada"], [bob, "bob"]] as const) {
         await page.getByText(`connected as ${name}`).waitFor({ timeout: 20_000 });
@@ -184,7 +187,7 @@ test(
       await ada.press("#text", "Enter");
       await bob.getByText("still here after the restart").waitFor({ timeout: 10_000 });
       assert.equal(server.hub.roomSize("lobby"), 2, "both pages re-joined the room");
-      await membersAre(bob, ["ada", "bob"]);
+      for (const page of [ada, bob]) await membersAre(page, ["ada", "bob"]);
       await bob.screenshot({ path: join(shots, "chat-demo.png") });
       assert.deepEqual(errors, []);
     } finally {
