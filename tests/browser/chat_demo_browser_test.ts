@@ -287,6 +287,22 @@ test(
         );
         await ada.screenshot({ path: join(shots, `chat-${size.width}x${size.height}.png`) });
       }
+      // The whispers view adds a recipient box to the compose bar: both fit on the phone.
+      await ada.click("#views .label >> text=whispers & notices");
+      await ada.fill("#to", "bob");
+      const w = await ada.evaluate(() => {
+        const box = (s: string) => document.querySelector(s)!.getBoundingClientRect();
+        return {
+          vw: innerWidth,
+          scrollWidth: document.documentElement.scrollWidth,
+          to: box("#to").width,
+          text: box("#text").width,
+          send: box("#compose button").right,
+        };
+      });
+      assert.ok(w.scrollWidth <= w.vw && w.send <= w.vw, JSON.stringify(w));
+      assert.ok(w.to >= 80 && w.text >= 150, JSON.stringify(w));
+      await ada.screenshot({ path: join(shots, "chat-390x844-whispers.png") });
       assert.deepEqual(errors, []);
     } finally {
       await dispose();
