@@ -24,6 +24,7 @@ import type { SocketEvents } from "../core/transport.ts";
 import {
   badUpgrade,
   closeCode,
+  denoIdleTimeout,
   messageData,
   setProtocol,
   type WebSocketLike,
@@ -60,7 +61,7 @@ export function createDenoHandler(
 ): (request: Request) => Promise<Response> {
   const deno = (globalThis as { Deno?: DenoLike }).Deno;
   if (deno === undefined) throw new TypeError("Cannot create Deno handler: not running on Deno");
-  const idleTimeout = Math.max(1, Math.ceil(hub.limits.idleTimeoutMs / 1000));
+  const idleTimeout = denoIdleTimeout(hub.limits);
   return async (request) => {
     const decision = await hub.upgrade(request, { params: options.params?.(request) });
     if (!decision.ok) return decision.response;

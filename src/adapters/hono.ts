@@ -1,12 +1,17 @@
 /**
  * Hono adapter: a route handler that turns a Hono WebSocket route into hub
- * connections, on Deno (`hono/deno`) and on Bun (`hono/bun`).
+ * connections, on Deno (`hono/deno`), on Bun (`hono/bun`) and on Node
+ * (`@hono/node-server` 2.x, its `upgradeWebSocket` and a `ws` `WebSocketServer`).
  *
  * - Pass the app's own `upgradeWebSocket`; this module does not import Hono.
  * - Connections are keyed on the raw socket (`ws.raw`): Hono makes a new
  *   `WSContext` per event on Bun, and hides Bun's send status and `drain`.
  * - On Bun, wrap Hono's `websocket` object with {@linkcode withBunBackpressure}
  *   before passing it to `Bun.serve`: it adds `drain` and `pong` and the hub's limits.
+ * - On Node, create the `WebSocketServer` with {@linkcode nodeWebSocketServerOptions}:
+ *   the 101 then names the subprotocol the hub decided, and `ws` enforces the hub's
+ *   frame limit. The hub writes through the `ws` socket as the `./node` adapter does
+ *   (corked per turn, `drain`, the hub's pings).
  *
  * @example Deno
  * ```ts ignore
@@ -34,6 +39,21 @@
  * Bun.serve({ fetch: app.fetch, websocket: withBunBackpressure(hub, websocket) });
  * ```
  *
+ * @example Node
+ * ```ts ignore
+ * import { Hono } from "hono";
+ * import { serve, upgradeWebSocket } from "@hono/node-server";
+ * import { WebSocketServer } from "ws";
+ * import { Hub } from "@hubbub/hubbub";
+ * import { hubHandler, nodeWebSocketServerOptions } from "@hubbub/hubbub/hono";
+ *
+ * const hub = new Hub();
+ * const app = new Hono();
+ * app.get("/ws", hubHandler(hub, { upgradeWebSocket }));
+ * const wss = new WebSocketServer(nodeWebSocketServerOptions(hub));
+ * serve({ fetch: app.fetch, port: 8000, websocket: { server: wss } });
+ * ```
+ *
  * @module
  */
 
@@ -42,6 +62,7 @@ import type { SocketEvents } from "../core/transport.ts";
 import {
   badUpgrade,
   closeCode,
+  denoIdleTimeout,
   messageData,
   setProtocol,
   type WebSocketLike,
@@ -55,6 +76,7 @@ import {
   type BunSocketState,
   BunTransport,
 } from "./_bun_socket.ts";
+import { listenNodeSocket, type NodeNetSocketLike, NodeTransport } from "./_node_socket.ts";
 
 /** The parts of Hono's `Context` this adapter uses. */
 export interface HonoContextLike {
@@ -64,7 +86,7 @@ export interface HonoContextLike {
 
 /** The parts of Hono's `WSContext` this adapter uses. */
 export interface HonoWSContextLike {
-  /** The runtime's socket: a Deno WebSocket or a Bun ServerWebSocket. */
+  /** The runtime's socket: a Deno WebSocket, a Bun ServerWebSocket or a `ws` WebSocket. */
   raw?: unknown;
 }
 
@@ -92,7 +114,7 @@ export type HonoUpgradeWebSocket = (
 
 /** Options for {@linkcode hubHandler}. */
 export interface HubHandlerOptions {
-  /** The app's `upgradeWebSocket`, from `hono/deno` or `hono/bun`. */
+  /** The app's `upgradeWebSocket`, from `hono/deno`, `hono/bun` or `@hono/node-server`. */
   upgradeWebSocket: HonoUpgradeWebSocket;
 }
 
@@ -106,6 +128,29 @@ export type { BunServerOptions };
 
 // Bun sockets' per-socket state, keyed on the raw socket (Hono makes a new WSContext per event).
 const bunStates = new WeakMap<object, BunSocketState>();
+
+// On Node, the subprotocol the hub decided per upgrade request (@hono/node-server's
+// `c.env.incoming`), for the `handleProtocols` of nodeWebSocketServerOptions.
+const nodeProtocols = new WeakMap<object, string>();
+
+/** A `ws` WebSocket (Hono on Node), with the `net.Socket` ws 8 keeps as `_socket`. */
+interface HonoNodeSocket {
+  ping(): void;
+  terminate(): void;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  send(data: string | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  readonly bufferedAmount: number;
+  readonly readyState: number;
+  readonly _socket?: NodeNetSocketLike | null;
+}
+
+function isNodeSocket(raw: unknown): raw is HonoNodeSocket {
+  if (typeof raw !== "object" || raw === null) return false;
+  const ws = raw as HonoNodeSocket;
+  return typeof ws.ping === "function" && typeof ws.terminate === "function" &&
+    typeof ws.on === "function" && typeof ws._socket?.cork === "function";
+}
 
 function isBunSocket(raw: unknown): raw is BunSocketLike & object {
   return typeof raw === "object" && raw !== null &&
@@ -123,10 +168,14 @@ function isBunSocket(raw: unknown): raw is BunSocketLike & object {
  */
 // deno-lint-ignore no-explicit-any
 export function hubHandler(hub: Hub<any>, options: HubHandlerOptions): HonoHandler {
-  const idleTimeout = Math.max(1, Math.ceil(hub.limits.idleTimeoutMs / 1000));
+  const idleTimeout = denoIdleTimeout(hub.limits);
   return async (c) => {
     const decision = await hub.upgrade(c.req.raw, { params: c.req.param() });
     if (!decision.ok) return decision.response;
+    const incoming = (c as { env?: { incoming?: unknown } }).env?.incoming;
+    if (typeof incoming === "object" && incoming !== null) {
+      nodeProtocols.set(incoming, decision.protocol);
+    }
     const events = honoEvents(hub, decision);
     let response: Response | void;
     try {
@@ -213,6 +262,11 @@ class HonoSocketEvents implements HonoWSEvents {
       const state = new BunTransport().attach(raw);
       bunStates.set(raw, state);
       this.#events = state.events = decision.open(state);
+    } else if (isNodeSocket(raw)) {
+      // Hono forwards messages and the close; pongs come from the socket itself.
+      const events = decision.open(new NodeTransport(raw, raw._socket!, this.#limits));
+      listenNodeSocket(raw, events, false);
+      this.#events = events;
     } else {
       const socket = raw as WebSocketLike;
       socket.binaryType = "arraybuffer";
@@ -286,5 +340,43 @@ export function withBunBackpressure(
     drain: (ws) => bunStates.get(ws)?.drained?.(),
     pong: (ws) => bunStates.get(ws)?.events?.pong(),
     ...bunServerOptions(limits),
+  };
+}
+
+/** The `WebSocketServer` options {@linkcode nodeWebSocketServerOptions} returns. */
+export interface NodeWebSocketServerOptions {
+  /** `true`: @hono/node-server calls `handleUpgrade` from the server's `upgrade` event. */
+  noServer: true;
+  /** `false`: no per-message deflate (it costs CPU on every fan-out). */
+  perMessageDeflate: boolean;
+  /** Largest frame `ws` accepts before closing with 1009 itself. */
+  maxPayload: number;
+  /** Names the subprotocol the hub decided for the request, or none (`false`). */
+  handleProtocols: (protocols: Set<string>, request: unknown) => string | false;
+}
+
+/**
+ * Options for the `ws` `WebSocketServer` that @hono/node-server upgrades with
+ * (`new WebSocketServer(nodeWebSocketServerOptions(hub))`): the 101 names the subprotocol
+ * the hub decided (without them `ws` picks the client's first offer), `ws` closes frames
+ * far over the hub's `maxMessageBytes` itself, and there is no per-message deflate.
+ * Other WebSocket routes of the app get no subprotocol from this server.
+ *
+ * @param hub The hub (for its limits).
+ * @returns Options for `new WebSocketServer(...)`.
+ */
+export function nodeWebSocketServerOptions(
+  // deno-lint-ignore no-explicit-any
+  hub: Hub<any>,
+): NodeWebSocketServerOptions {
+  return {
+    noServer: true,
+    perMessageDeflate: false,
+    maxPayload: hub.limits.maxMessageBytes + 1024,
+    handleProtocols: (_offered, request) => {
+      const protocol = nodeProtocols.get(request as object);
+      nodeProtocols.delete(request as object);
+      return protocol || false;
+    },
   };
 }

@@ -2,7 +2,7 @@
 // batched) → the built-in events (handshake, replies to pending calls and room
 // joins) or the app's listeners and event streams.
 
-import type { EventStream } from "./_event_stream.ts";
+import type { EventStream } from "../protocol/_event_stream.ts";
 import type { Calls } from "./_calls.ts";
 import type { Keepalive } from "./_keepalive.ts";
 import type { LifecycleEmitter } from "./_lifecycle_emitter.ts";

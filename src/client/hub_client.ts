@@ -21,7 +21,7 @@ import type { Envelope } from "../protocol/envelope.ts";
 import { assertCloseArgs } from "../protocol/close_codes.ts";
 import { Calls } from "./_calls.ts";
 import { deferred } from "./_deferred.ts";
-import { EventStream } from "./_event_stream.ts";
+import { EventStream } from "../protocol/_event_stream.ts";
 import { type AppListener, Inbound } from "./_inbound.ts";
 import { Keepalive } from "./_keepalive.ts";
 import { LifecycleEmitter } from "./_lifecycle_emitter.ts";

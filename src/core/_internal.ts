@@ -1,4 +1,5 @@
 // Internal symbols and interfaces shared by the core's files. Never exported from mod.ts.
+import type { RateLimiter } from "./_rate_limit.ts";
 
 /** Symbol-keyed methods of Connection that only the hub calls. */
 export const kDeliver: unique symbol = Symbol("hubbub.deliver");
@@ -18,3 +19,21 @@ export const kRoomCount: unique symbol = Symbol("hubbub.roomCount");
 export const kRoomAdd: unique symbol = Symbol("hubbub.roomAdd");
 export const kRoomDelete: unique symbol = Symbol("hubbub.roomDelete");
 export const kRoomTake: unique symbol = Symbol("hubbub.roomTake");
+export const kState: unique symbol = Symbol("hubbub.state");
+
+/** Inbound frames held for one connection while its handler runs, with their UTF-8 sizes. */
+export interface Backlog {
+  frames: (string | Uint8Array)[];
+  sizes: number[];
+  bytes: number;
+}
+
+/**
+ * The hub's bookkeeping for one connection, kept on the connection (`conn[kState]`), created
+ * on first use: its rate limiter, the frames held behind a running handler, its auth deadline.
+ */
+export interface ConnState {
+  limiter: RateLimiter | undefined;
+  backlog: Backlog | undefined;
+  authTimer: unknown;
+}

@@ -15,6 +15,16 @@ export interface RateLimitSettings {
   deliveryBurst: number;
 }
 
+/** The fields of the hub's `rateLimit` option (`RateLimitOptions`). */
+type RateLimitOption =
+  | "messagesPerSecond"
+  | "burst"
+  | "bytesPerSecond"
+  | "byteBurst"
+  | "closeAfterDropped"
+  | "deliveriesPerSecond"
+  | "deliveryBurst";
+
 /** What to do with one inbound frame. */
 export const Verdict = {
   Accept: 0,
@@ -90,4 +100,28 @@ export class RateLimiter {
     }
     return Verdict.Drop;
   }
+}
+
+/** The rate-limit settings, resolved and checked; `undefined` when off. */
+export function resolveRateLimit(
+  rl: { readonly [K in RateLimitOption]?: number } | false | undefined,
+  maxMessageBytes: number,
+): RateLimitSettings | undefined {
+  if (rl === false) return undefined;
+  const perSecond = rl?.deliveriesPerSecond ?? 5000;
+  const settings: RateLimitSettings = {
+    messagesPerSecond: rl?.messagesPerSecond ?? 100,
+    messageBurst: rl?.burst ?? 200,
+    bytesPerSecond: rl?.bytesPerSecond ?? 1024 * 1024,
+    byteBurst: rl?.byteBurst ?? Math.max(2 * 1024 * 1024, 2 * maxMessageBytes),
+    closeAfterDropped: rl?.closeAfterDropped ?? 200,
+    deliveriesPerSecond: perSecond,
+    deliveryBurst: rl?.deliveryBurst ?? 2 * perSecond,
+  };
+  for (const [key, value] of Object.entries(settings)) {
+    if (!(typeof value === "number" && value > 0)) {
+      throw new RangeError(`Cannot create hub: rateLimit.${key} must be a positive number`);
+    }
+  }
+  return settings;
 }

@@ -5,11 +5,13 @@
  */
 
 import { CloseCode } from "./close_codes.ts";
+import { assertCloseArgs } from "../protocol/close_codes.ts";
 import { ConnectionClosedError, SlowClientError } from "./errors.ts";
 import { type Frame, SendQueue } from "./send_queue.ts";
 import type { Transport } from "./transport.ts";
 import { encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
 import {
+  type ConnState,
   kAbandon,
   kCloseWith,
   kCompact,
@@ -25,6 +27,7 @@ import {
   kRoomHas,
   kRoomTake,
   kSetUser,
+  kState,
   kTeardown,
   kTouch,
 } from "./_internal.ts";
@@ -142,6 +145,8 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   /** The writer waiting on backpressure: how to stop it, and its promise. */
   #writer: { abort: AbortController; done: Promise<void> | undefined } | undefined;
   #lastSeen: number;
+  /** @internal The hub's bookkeeping for this connection (limiter, backlog, auth deadline). */
+  [kState]: ConnState | undefined = undefined;
 
   /**
    * Connections are created by the hub; app code receives them in hooks.
@@ -252,21 +257,13 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
    * Close the connection: sends `connection.closed {code, reason}`, then closes
    * the socket. Idempotent and safe in any state.
    *
-   * @param code 1000, or 3000–4999.
+   * @param code What a server may send: 1000–1003, 1007–1014, or 3000–4999 (see `CloseCode`).
    * @param reason At most 123 UTF-8 bytes.
    * @throws {RangeError} If the code or reason is not allowed.
    */
   close(code: number = CloseCode.NORMAL, reason = ""): void {
-    if (
-      !(code === 1000 ||
-        (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
-        (code >= 3000 && code <= 4999))
-    ) {
-      throw new RangeError(`Cannot close connection: invalid close code ${code}`);
-    }
-    if (utf8Length(reason) > 123) {
-      throw new RangeError("Cannot close connection: reason is over 123 UTF-8 bytes");
-    }
+    // The protocol layer's rules, which the client shares.
+    assertCloseArgs(code, reason, "server");
     if (this.#state !== OPEN) return;
     this.#state = CLOSING;
     if (this.#closeCause === "") this.#closeCause = "server";

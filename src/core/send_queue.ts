@@ -40,7 +40,9 @@ export function frameSize(frame: Frame): number {
 
 /**
  * A bounded queue of frames, consumed synchronously (`shift`) by a writer that
- * has room in its socket, or as an async iterator by a writer that waits.
+ * has room in its socket (`drainWhile`, `shift`). It is also an async iterator
+ * for consumers that wait on it; the hub's writer does not: it waits on the
+ * transport's `writable` signal and then drains synchronously.
  *
  * - Order is preserved: frames come out in the order they were pushed.
  * - Bounded: `push` refuses a frame that would take it over `maxMessages` or

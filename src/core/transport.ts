@@ -8,7 +8,8 @@ import type { Frame } from "./send_queue.ts";
 
 /**
  * What the core needs from an open server-side WebSocket. Adapters build one
- * with closures over the native socket; the core never sees the socket itself.
+ * over the native socket (an object per socket: Bun's doubles as `ws.data`); the
+ * core never sees the socket itself.
  *
  * Send status (the return of {@linkcode Transport.send}):
  * - `> 0`: written or buffered, and the socket has room for more;
@@ -57,7 +58,7 @@ export interface Transport {
 
 /**
  * Events an adapter feeds into the core for one socket, returned by
- * `PendingConnection.open()`. Every method is safe to call in any state.
+ * `AcceptedUpgrade.open()`. Every method is safe to call in any state.
  */
 export interface SocketEvents {
   /** A frame arrived: text as a string, binary as bytes. */

@@ -13,6 +13,7 @@ const ALLOWED = new Set([
   "../protocol/batch.ts",
   "../protocol/close_codes.ts",
   "../protocol/standard_schema.ts", // types only
+  "../protocol/_event_stream.ts", // the bounded stream, shared with Hub.events()
 ]);
 
 test("The client never names Deno, Bun or Hono and imports only close codes and protocol names", () => {

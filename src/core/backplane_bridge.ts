@@ -1,0 +1,248 @@
+// The hub's bridge to a backplane (Redis, BroadcastChannel, MemoryBus): publishes what this
+// replica emits, with its target, to the channels of that target; subscribes to the channels of
+// its local rooms, users and clients; and hands what other replicas publish to `fanout()`.
+// Every envelope from the bus is input: each field is validated, one bad envelope costs exactly
+// itself, and with a shared secret only signed envelopes are accepted.
+import type { Target } from "../protocol/target.ts";
+import type { Backplane, BackplaneEnvelope, BackplaneHealth, BackplaneStats } from "./backplane.ts";
+import { exceptIds, fanout, names } from "./fanout.ts";
+import type { Hooks } from "./hooks.ts";
+import type { ChannelKind, Registry } from "./registry.ts";
+import type { Frame } from "./send_queue.ts";
+import { fromBase64, toBase64 } from "./_base64.ts";
+import { Hmac } from "./_hmac.ts";
+
+/** Longest id (node id, envelope id) accepted in an envelope. */
+const MAX_ENVELOPE_ID = 128;
+
+/** What the bridge is made with. */
+export interface BridgeOptions {
+  backplane: Backplane | undefined;
+  /** Channel name prefix (`"hubbub:"`). */
+  prefix: string;
+  /** Shared secret for signed envelopes, if any. */
+  secret: string | undefined;
+  registry: Registry;
+  hooks: Hooks;
+}
+
+/** One hub's backplane bridge (inert without a backplane). */
+export class BackplaneBridge {
+  readonly nodeId: string = crypto.randomUUID();
+  readonly #bp: Backplane | undefined;
+  readonly #prefix: string;
+  readonly #signer: Hmac | undefined;
+  readonly #registry: Registry;
+  readonly #hooks: Hooks;
+  #health: BackplaneHealth = { ok: true };
+  readonly #counts = { published: 0, publishFailed: 0, received: 0, duplicates: 0, malformed: 0 };
+  readonly #channels = new Set<string>();
+  #seen = new Set<string>();
+  #seenOld = new Set<string>();
+  /** Resolves once started and subscribed to broadcasts (see `Hub.ready`). */
+  readonly ready: Promise<void>;
+
+  constructor(options: BridgeOptions) {
+    this.#bp = options.backplane;
+    this.#prefix = options.prefix;
+    this.#registry = options.registry;
+    this.#hooks = options.hooks;
+    const secret = options.secret;
+    if (secret !== undefined) {
+      if (typeof secret !== "string" || secret.length < 16) {
+        throw new TypeError(
+          "Cannot create hub: backplaneSecret must be a string of 16+ characters",
+        );
+      }
+      this.#signer = new Hmac(secret);
+    }
+    this.ready = this.#bp === undefined ? Promise.resolve() : this.#start(this.#bp);
+  }
+
+  /** Whether there is a backplane at all. */
+  get active(): boolean {
+    return this.#bp !== undefined;
+  }
+
+  /** The backplane's health (`{ ok: true }` without one). */
+  get health(): BackplaneHealth {
+    return this.#health;
+  }
+
+  /** Counters (all zero without a backplane). */
+  stats(): BackplaneStats {
+    return {
+      nodeId: this.nodeId,
+      health: this.#health,
+      ...this.#counts,
+      channels: this.#channels.size,
+    };
+  }
+
+  /** The bus channel for a room, user or client; `"all"` for broadcasts. */
+  channel(kind: ChannelKind | "all", name = ""): string {
+    return kind === "all" ? this.#prefix + "all" : this.#prefix + kind + ":" + name;
+  }
+
+  /** Subscribe to (or drop) the channel of a room, user or client. */
+  interest(kind: ChannelKind, name: string, on: boolean): void {
+    const bp = this.#bp;
+    if (bp === undefined) return;
+    const channel = this.channel(kind, name);
+    if (on) {
+      if (this.#channels.has(channel)) return;
+      this.#channels.add(channel);
+      bp.subscribe(channel).catch((error) => this.#hooks.report(error, "backplane"));
+    } else if (this.#channels.delete(channel)) {
+      bp.unsubscribe(channel).catch((error) => this.#hooks.report(error, "backplane"));
+    }
+  }
+
+  /** Publish `frame` for `target` to every channel the target names. */
+  publish(frame: Frame, target: Target | undefined): void {
+    const bp = this.#bp;
+    if (bp === undefined) return;
+    const t: BackplaneEnvelope["t"] = {};
+    const channels: string[] = [];
+    const rooms = names(target?.rooms);
+    const users = names(target?.users);
+    const clients = names(target?.clients);
+    if (rooms === undefined && users === undefined && clients === undefined) {
+      t.a = 1;
+      channels.push(this.channel("all"));
+    }
+    if (rooms !== undefined) {
+      t.r = rooms;
+      for (const r of rooms) channels.push(this.channel("room", r));
+    }
+    if (users !== undefined) {
+      t.u = users;
+      for (const u of users) channels.push(this.channel("user", u));
+    }
+    if (clients !== undefined) {
+      t.c = clients;
+      for (const c of clients) channels.push(this.channel("client", c));
+    }
+    if (target?.except !== undefined) t.x = exceptIds(target.except);
+    if (channels.length === 0) return;
+    const envelope: BackplaneEnvelope = typeof frame === "string"
+      ? { v: 1, o: this.nodeId, i: crypto.randomUUID(), t, f: frame }
+      : { v: 1, o: this.nodeId, i: crypto.randomUUID(), t, f: toBase64(frame), b: 1 };
+    const json = JSON.stringify(envelope);
+    // Signed: "<43-char base64url MAC>.<json>"; an unsigned hub's JSON.parse refuses it.
+    const payload = this.#signer === undefined ? json : this.#signer.signText(json) + "." + json;
+    for (const channel of channels) {
+      this.#counts.published++;
+      bp.publish(channel, payload).catch(() => {
+        this.#counts.publishFailed++;
+      });
+    }
+  }
+
+  /** Stop: close the backplane (after it started). */
+  async close(): Promise<void> {
+    if (this.#bp === undefined) return;
+    await this.ready.catch(() => {});
+    await this.#bp.close().catch((error) => this.#hooks.report(error, "backplane"));
+  }
+
+  #start(bp: Backplane): Promise<void> {
+    return bp.start(
+      (_channel, payload) => this.#received(payload),
+      (health) => {
+        this.#health = health;
+      },
+    ).then(() => {
+      // `ready` means subscribed to broadcasts: await that subscription too.
+      const all = this.channel("all");
+      if (this.#channels.has(all)) return;
+      this.#channels.add(all);
+      return bp.subscribe(all);
+    }).catch((error) => {
+      this.#health = { ok: false, error: String((error as Error)?.message ?? error) };
+      this.#hooks.report(error, "backplane");
+    });
+  }
+
+  #received(payload: string): void {
+    // One bad envelope costs exactly itself: nothing in it may throw into the backplane's
+    // receive loop (that would drop the messages behind it in the same read).
+    try {
+      const frame = this.#open(payload);
+      if (frame !== undefined) fanout(this.#registry, frame.frame, frame.target);
+    } catch (error) {
+      this.#counts.malformed++;
+      this.#hooks.report(error, "backplane");
+    }
+  }
+
+  /** Check and unwrap one payload; `undefined` (counted) when it is not to be delivered. */
+  #open(payload: string): { frame: Frame; target: Target } | undefined {
+    if (typeof payload !== "string") return this.#malformed();
+    let json = payload;
+    if (this.#signer !== undefined) {
+      const dot = payload.indexOf(".");
+      if (dot !== 43 || !this.#signer.verifyText(payload.slice(44), payload.slice(0, 43))) {
+        return this.#malformed();
+      }
+      json = payload.slice(44);
+    }
+    let env: unknown;
+    try {
+      env = JSON.parse(json);
+    } catch {
+      return this.#malformed();
+    }
+    if (!isEnvelope(env)) return this.#malformed();
+    if (env.o === this.nodeId) return undefined;
+    let frame: Frame;
+    if (env.b === 1) {
+      const bytes = fromBase64(env.f);
+      if (bytes === undefined) return this.#malformed();
+      frame = bytes;
+    } else frame = env.f;
+    if (this.#seen.has(env.i) || this.#seenOld.has(env.i)) {
+      this.#counts.duplicates++;
+      return undefined;
+    }
+    // Two generations of ids: bounded memory, and a copy arriving soon after is still caught.
+    this.#seen.add(env.i);
+    if (this.#seen.size >= 10_000) {
+      this.#seenOld = this.#seen;
+      this.#seen = new Set();
+    }
+    this.#counts.received++;
+    const t = env.t;
+    const target: Target = t.a === 1 ? {} : { rooms: t.r, users: t.u, clients: t.c };
+    if (t.x !== undefined) target.except = t.x;
+    return { frame, target };
+  }
+
+  #malformed(): undefined {
+    this.#counts.malformed++;
+    return undefined;
+  }
+}
+
+function isStringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === "string");
+}
+
+function isId(v: unknown): v is string {
+  return typeof v === "string" && v.length > 0 && v.length <= MAX_ENVELOPE_ID;
+}
+
+/** Every field checked before any is used (the bus is input like any other). */
+function isEnvelope(e: unknown): e is BackplaneEnvelope {
+  if (typeof e !== "object" || e === null || Array.isArray(e)) return false;
+  const env = e as Record<string, unknown>;
+  if (env.v !== 1 || !isId(env.o) || !isId(env.i)) return false;
+  if (typeof env.f !== "string" || (env.b !== undefined && env.b !== 1)) return false;
+  const t = env.t as Record<string, unknown> | null;
+  if (typeof t !== "object" || t === null || Array.isArray(t)) return false;
+  if (t.a !== undefined && t.a !== 1) return false;
+  for (const k of ["r", "u", "c", "x"]) {
+    if (t[k] !== undefined && !isStringArray(t[k])) return false;
+  }
+  return t.a === 1 || t.r !== undefined || t.u !== undefined || t.c !== undefined;
+}
