@@ -184,7 +184,7 @@ function renderViews() {
     const label = el("span", name === WHISPERS ? "whispers & notices" : "#" + name, "label");
     label.onclick = () => select(name);
     li.append(label);
-    if (v.unread > 0) li.append(el("span", String(v.unread), "badge"));
+    if (v.unread > 0) li.append(el("span", v.unread > 99 ? "99+" : String(v.unread), "badge"));
     if (name !== WHISPERS) {
       const leave = el("button", "×", "plain");
       leave.title = "leave " + name;
