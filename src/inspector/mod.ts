@@ -1,8 +1,10 @@
 /**
  * An opt-in inspector page for a hub: live connections, users, top rooms,
  * message rates, slow clients, closes and refusals by cause, backplane health,
- * and the last inbound frames. Plain HTML, CSS and JS served by the hub's own
- * process (no CDN), runtime-neutral (`Request` → `Response`), no dependencies.
+ * the last inbound frames, and charts of connections, messages/s in and out and
+ * queued bytes over the last 5 minutes (kept by the page from the snapshots it
+ * got). Plain HTML, CSS and JS served by the hub's own process (no CDN, inline
+ * SVG), runtime-neutral (`Request` → `Response`), no dependencies.
  *
  * - `GET <path>`: the page. `GET <path>/data`: one JSON snapshot.
  *   `GET <path>/events`: a Server-Sent Events stream of snapshots, one per
