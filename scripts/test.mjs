@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The one test command (`npm test`): static gates, then every suite on Deno and on Bun.
+// The one test command (`npm test`): static gates, then every suite on Deno and on Bun, then
+// the Node suites (NODE_TESTS) on the Node running this script, through tsx and node:test.
 // Ends with one line: `N passed, N failed, N skipped` (gates count as one check each; skipped
-// are Deno's ignored and Bun's skipped tests). Fails when fewer tests ran on a runtime than its
+// are Deno's ignored, Bun's skipped and node:test's skipped tests). Fails when fewer tests ran on a runtime than its
 // floor in scripts/test_floor.json (a harness bug that skips everything cannot end green), and
 // when a runner hangs past its watchdog (HUBBUB_TEST_WATCHDOG_S, default 600 s per runtime).
 import { spawn } from "node:child_process";
@@ -108,7 +109,12 @@ const NEUTRAL_ENTRIES = [
   "src/asyncapi.ts",
   "src/inspector/mod.ts",
 ];
-const ADAPTER_ENTRIES = ["src/adapters/deno.ts", "src/adapters/bun.ts", "src/adapters/hono.ts"];
+const ADAPTER_ENTRIES = [
+  "src/adapters/deno.ts",
+  "src/adapters/bun.ts",
+  "src/adapters/hono.ts",
+  "src/adapters/node.ts",
+];
 
 if (only("gates")) {
   console.log("== gates ==");
@@ -231,6 +237,47 @@ if (only("bun")) {
     p && f && {
       passed: Number(p[1]),
       failed: Number(f[1]),
+      skipped: Number(s?.[1] ?? 0) + Number(todo?.[1] ?? 0),
+    },
+  );
+}
+
+// What runs on Node: the transport contract (./node, Hono on Node) and the client tests. Node
+// runs no TypeScript: tsx (a devDependency) loads it. `--experimental-websocket` gives Node 20
+// its global WebSocket (undici's, on by default from Node 22), which the client suite uses.
+const NODE_TESTS = [
+  "tests/adapters/node_test.ts",
+  "tests/node/client_test.ts",
+  ...readdirSync("tests/client").filter((f) => f.endsWith("_test.ts")).map((f) =>
+    `tests/client/${f}`
+  ),
+];
+
+if (only("node")) {
+  console.log(`== tests on Node ${process.version} ==`);
+  const r = await run(process.execPath, [
+    "--experimental-websocket",
+    "--import",
+    "tsx",
+    "--test",
+    "--test-reporter=tap",
+    "--test-concurrency=1",
+    ...NODE_TESTS,
+  ], { watchdogMs: WATCHDOG_MS });
+  const count = (name) => last(new RegExp(`^# ${name} (\\d+)$`, "gm"), r.out);
+  const p = count("pass");
+  const f = count("fail");
+  // A cancelled test (its file crashed, or its parent failed) did not pass: a failure.
+  const c = count("cancelled");
+  const s = count("skipped");
+  const todo = count("todo");
+  tally(
+    "Node",
+    "node",
+    r,
+    p && f && {
+      passed: Number(p[1]),
+      failed: Number(f[1]) + Number(c?.[1] ?? 0),
       skipped: Number(s?.[1] ?? 0) + Number(todo?.[1] ?? 0),
     },
   );

@@ -1,5 +1,5 @@
-// Runner-agnostic test registration: Deno.test on Deno, bun:test on Bun.
-// Test files import { test } from here and run unchanged on both runtimes.
+// Runner-agnostic test registration: Deno.test on Deno, bun:test on Bun, node:test on Node.
+// Test files import { test } from here and run unchanged on every runtime.
 
 /** A test body. */
 export type TestFn = () => void | Promise<void>;
@@ -9,7 +9,7 @@ export interface TestOptions {
   /** Skip unless true. */
   if?: boolean;
   /**
-   * Time limit in ms, on both runtimes: past it the test fails (so a deadlock fails the run
+   * Time limit in ms, on every runtime: past it the test fails (so a deadlock fails the run
    * instead of hanging it). Deno has no per-test limit of its own: {@linkcode test} races the
    * body against a timer there.
    * @default {20_000}
@@ -23,12 +23,18 @@ const g = globalThis as any;
 export const isDeno: boolean = typeof g.Deno?.test === "function";
 /** Running under Bun. */
 export const isBun: boolean = typeof g.Bun !== "undefined";
+/** Running under Node (`node --import tsx --test`). */
+export const isNode: boolean = !isDeno && !isBun && typeof g.process?.versions?.node === "string";
 /** The runtime's name. */
-export const runtime: "deno" | "bun" = isDeno ? "deno" : "bun";
+export const runtime: "deno" | "bun" | "node" = isDeno ? "deno" : isBun ? "bun" : "node";
 
+// Specifiers in variables: each runtime resolves only its own runner.
 const bunTestModule = "bun:test";
+const nodeTestModule = "node:test";
 // deno-lint-ignore no-explicit-any
-const bun: any = isDeno ? undefined : await import(bunTestModule);
+const bun: any = isBun ? await import(bunTestModule) : undefined;
+// deno-lint-ignore no-explicit-any
+const node: any = isNode ? await import(nodeTestModule) : undefined;
 
 /**
  * Register a test on the current runtime.
@@ -41,6 +47,9 @@ export function test(name: string, fn: TestFn, options: TestOptions = {}): void 
   const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
   if (isDeno) {
     g.Deno.test({ name, fn: withTimeout(fn, timeout), ignore: skip });
+  } else if (isNode) {
+    // node:test fails a test past its `timeout` and counts `skip` as skipped.
+    node.test(name, { skip, timeout }, () => fn());
   } else if (skip) {
     bun.test.skip(name, fn);
   } else {

@@ -1,0 +1,281 @@
+// The transport contract on real Node (node:http + ws), for the ./node adapter and for Hono on
+// @hono/node-server. Run by `npm test` as `node --import tsx --test`; skipped on Deno and Bun.
+import assert from "node:assert/strict";
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { Hub, type HubOptions } from "../../mod.ts";
+import { isNode, test, until } from "../_harness.ts";
+import { TestClient } from "../_ws_client.ts";
+import { batchContract, transportContract } from "../contract/transport_contract.ts";
+import type { StartServer } from "../contract/transport_contract.ts";
+import { rawUpgrade } from "../node/_raw.ts";
+
+// Imported lazily: the servers module names node:http and @hono/node-server.
+const servers = isNode ? await import("../node/_servers.ts") : undefined;
+const startNode: StartServer = (o) => servers!.startNode(o);
+const startHonoNode: StartServer = (o) => servers!.startHonoNode(o);
+
+transportContract("node adapter", startNode, { if: isNode });
+batchContract("node adapter", startNode, { if: isNode });
+transportContract("hono on node", startHonoNode, { if: isNode });
+batchContract("hono on node", startHonoNode, { if: isNode });
+
+// What the contract does not see on Node: the exact handshake on the wire, the raw refusals,
+// slot release, drain under a low watermark, and one write per connection per turn.
+const nodeTest = (name: string, fn: () => Promise<void>) =>
+  test(`node adapter: ${name}`, fn, { if: isNode, timeout: 20_000 });
+
+/** A node:http server on port 0 with createNodeHandler, exposing each upgrade's socket. */
+async function nodeServer(
+  options: HubOptions,
+  handlerOptions: { params?: (request: Request) => Record<string, string> } = {},
+): Promise<{
+  hub: Hub;
+  url: string;
+  sockets: Duplex[];
+  upgrades: Promise<void>[];
+  close(): Promise<void>;
+}> {
+  const { createServer } = await import("node:http");
+  const { WebSocketServer } = await import("ws");
+  const { createNodeHandler } = await import("../../src/adapters/node.ts");
+  const hub = new Hub({ onError: () => {}, ...options });
+  const ws = createNodeHandler(hub, { WebSocketServer, ...handlerOptions });
+  const sockets: Duplex[] = [];
+  const upgrades: Promise<void>[] = [];
+  const server = createServer((_req, res) => void res.writeHead(404).end());
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Uint8Array) => {
+    sockets.push(socket);
+    upgrades.push(ws.upgrade(req, socket as never, head));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const port = (server.address() as { port: number }).port;
+  return {
+    hub,
+    url: `ws://127.0.0.1:${port}/ws`,
+    sockets,
+    upgrades,
+    close: async () => {
+      await hub.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+nodeTest("the 101 names exactly the subprotocol the hub decided", async () => {
+  const s = await nodeServer({});
+  const off = await nodeServer({ batchFraming: false });
+  try {
+    const cases: [string, string, string | undefined][] = [
+      [s.url, "chat, hubbub.batch.v1", "hubbub.batch.v1"],
+      [s.url, "chat", undefined],
+      [off.url, "hubbub.batch.v1", undefined],
+    ];
+    for (const [url, offer, expected] of cases) {
+      const answer = await rawUpgrade(url, { "sec-websocket-protocol": offer });
+      assert.equal(answer.status, 101, offer);
+      assert.equal(answer.headers["sec-websocket-protocol"], expected, offer);
+      answer.socket.destroy();
+      await answer.closed;
+    }
+    await until(() => s.hub.connectionCount + off.hub.connectionCount === 0, 5000, "closes");
+  } finally {
+    await s.close();
+    await off.close();
+  }
+});
+
+nodeTest("refusals are plain HTTP on the raw socket, which the server then closes", async () => {
+  const s = await nodeServer({
+    maxConnectionsPerUser: 1,
+    identify: (req) => ({ userId: new URL(req.url).searchParams.get("user") ?? "anon" }),
+  });
+  try {
+    const origin = await rawUpgrade(s.url, { origin: "https://evil.test" }, true);
+    assert.equal(origin.status, 403);
+    assert.equal(origin.body, "Origin not allowed");
+    await origin.closed; // the server closed it: waitForClose read up to the close
+    const ada = await TestClient.connect(s.url + "?user=ada");
+    await ada.next();
+    const second = await rawUpgrade(s.url + "?user=ada", {}, true);
+    assert.equal(second.status, 429);
+    assert.equal(second.headers["retry-after"], "5");
+    assert.equal(second.headers["connection"], "close");
+    assert.equal(Number(second.headers["content-length"]), second.body.length);
+    await second.closed;
+    await Promise.all(s.upgrades);
+    assert.ok(s.sockets.slice(0, 1).every((x) => x.destroyed), "the refused socket is destroyed");
+    await ada.shut();
+  } finally {
+    await s.close();
+  }
+});
+
+nodeTest(
+  "an upgrade whose socket closes while identify runs releases its slot at once",
+  async () => {
+    let started!: () => void;
+    const identifying = new Promise<void>((r) => started = r);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => release = r);
+    // One connection at most, and the open deadline far away: a slot kept by the dropped
+    // upgrade would answer the next client 503 for 10 s.
+    const s = await nodeServer({
+      maxConnections: 1,
+      openTimeoutMs: 10_000,
+      identify: async (req) => {
+        if (!new URL(req.url).searchParams.has("hold")) return undefined;
+        started();
+        await gate;
+        return undefined;
+      },
+    });
+    try {
+      const { default: net } = await import("node:net");
+      const u = new URL(s.url);
+      const client = net.connect({ host: u.hostname, port: Number(u.port) });
+      client.on("error", () => {});
+      client.write(
+        `GET /ws?hold HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\n` +
+          `Connection: Upgrade\r\nSec-WebSocket-Key: ${btoa("0123456789abcdef")}\r\n` +
+          `Sec-WebSocket-Version: 13\r\n\r\n`,
+      );
+      await identifying;
+      const serverSide = s.sockets[0];
+      const serverClosed = new Promise<void>((r) => serverSide.once("close", () => r()));
+      client.destroy(); // the client goes away while its upgrade is undecided
+      await serverClosed;
+      release(); // the hub now accepts it, for a socket that is gone
+      await Promise.all(s.upgrades);
+      assert.equal(s.hub.connectionCount, 0);
+      assert.equal(await TestClient.status(s.url), 101, "the slot was released");
+    } finally {
+      release();
+      await s.close();
+    }
+  },
+);
+
+nodeTest("keeps route params from the params option on connection.request.params", async () => {
+  const s = await nodeServer({}, {
+    params: (request) => ({ path: new URL(request.url).pathname }),
+  });
+  try {
+    const a = await TestClient.connect(s.url);
+    const id = await a.clientId();
+    assert.deepEqual(s.hub.connection(id)?.request.params, { path: "/ws" });
+    await a.shut();
+  } finally {
+    await s.close();
+  }
+});
+
+nodeTest(
+  "a paused reader gets every frame once it reads again (the writer waits for drain)",
+  async () => {
+    // Marks under Node's own 16 KiB: no `drain` is due there, the writer polls.
+    // Large frames fill Node's buffer past its mark at once; 1 KiB frames stop under it.
+    const cases = [[32 * 1024, 8 * 1024, 32 * 1024], [8 * 1024, 1024, 1024]];
+    for (const [highWaterMark, lowWaterMark, frameBytes] of cases) {
+      const closes: number[] = [];
+      const s = await nodeServer({
+        highWaterMark,
+        lowWaterMark,
+        maxQueueBytes: 64 * 1024 * 1024,
+        maxQueueMessages: 100_000,
+        onDisconnect: (_c, i) => void closes.push(i.code),
+      });
+      try {
+        const a = await TestClient.connect(s.url);
+        const id = await a.clientId();
+        a.pause();
+        const pad = "x".repeat(frameBytes);
+        const burst = (512 * 1024) / frameBytes;
+        const socket = s.sockets[0] as Duplex & { writableLength: number };
+        let queued = 0;
+        // Until the kernel's buffers are full (Node holds bytes it could not write) and the
+        // hub holds frames the socket would not take.
+        for (let i = 0; i < 2000 && (queued === 0 || socket.writableLength === 0); i++) {
+          for (let j = 0; j < burst; j++) {
+            s.hub.emit("n", { i: i * burst + j, pad }, { clients: id });
+          }
+          await new Promise((r) => setTimeout(r, 1));
+          queued = s.hub.connection(id)?.queuedBytes ?? 0;
+        }
+        assert.ok(queued > 0 && socket.writableLength > 0, "the socket pushed back");
+        const sent = s.hub.emit("n", { i: -1, pad: "" }, { clients: id });
+        assert.equal(sent, 1);
+        a.resume();
+        await until(
+          () => a.messages.some((m) => (m.data as { i: number }).i === -1),
+          15_000,
+          "last",
+        );
+        const seq = a.messages.filter((m) => m.type === "n").map((m) =>
+          (m.data as { i: number }).i
+        );
+        assert.equal(seq.pop(), -1);
+        assert.deepEqual(seq, Array.from({ length: seq.length }, (_, i) => i));
+        assert.deepEqual(closes, [], "not dropped: its queue stayed under the limits");
+        await a.shut();
+      } finally {
+        await s.close();
+      }
+    }
+  },
+);
+
+nodeTest("the frames one turn sends a connection leave in one write (socket corked)", async () => {
+  const s = await nodeServer({});
+  try {
+    const a = await TestClient.connect(s.url);
+    const id = await a.clientId();
+    // Count the writes the server's net.Socket hands to the kernel.
+    // deno-lint-ignore no-explicit-any
+    const socket = s.sockets[0] as any;
+    let writes = 0;
+    for (const name of ["_write", "_writev"]) {
+      const original = socket[name];
+      socket[name] = function (...args: unknown[]) {
+        writes++;
+        return original.apply(this, args);
+      };
+    }
+    for (let i = 0; i < 100; i++) s.hub.emit("n", i, { clients: id });
+    await until(() => a.messages.length === 101, 5000, "the burst");
+    assert.deepEqual(
+      a.messages.slice(1).map((m) => m.data),
+      Array.from({ length: 100 }, (_, i) => i),
+    );
+    assert.equal(writes, 1, `100 frames in ${writes} writes`);
+    await a.shut();
+  } finally {
+    await s.close();
+  }
+});
+
+test(
+  "hono on node: the 101 names the hub's subprotocol, not the client's first offer",
+  async () => {
+    const s = await servers!.startHonoNode({ onError: () => {} });
+    try {
+      const answer = await rawUpgrade(s.url, { "sec-websocket-protocol": "chat, hubbub.batch.v1" });
+      assert.equal(answer.status, 101);
+      assert.equal(answer.headers["sec-websocket-protocol"], "hubbub.batch.v1");
+      answer.socket.destroy();
+      await answer.closed;
+      const none = await rawUpgrade(s.url, { "sec-websocket-protocol": "chat" });
+      assert.equal(none.status, 101);
+      assert.equal(none.headers["sec-websocket-protocol"], undefined);
+      none.socket.destroy();
+      await none.closed;
+      await until(() => s.hub.connectionCount === 0, 5000, "closes");
+    } finally {
+      await s.close();
+    }
+  },
+  { if: isNode, timeout: 20_000 },
+);
