@@ -9,7 +9,7 @@ import { assertCloseArgs } from "../protocol/close_codes.ts";
 import { ConnectionClosedError, SlowClientError } from "./errors.ts";
 import { type Frame, SendQueue } from "./send_queue.ts";
 import type { Transport } from "./transport.ts";
-import { encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
+import { encodeEnvelope, ServerEvent } from "../protocol/envelope.ts";
 import {
   type ConnState,
   kAbandon,

@@ -11,7 +11,8 @@
  */
 
 import type { Target } from "../protocol/target.ts";
-import { describeHub, type HubDescription } from "./describe.ts";
+import type { HubDescription } from "./describe.ts";
+import { describeHub } from "./_describe_hub.ts";
 import type { BackplaneHealth, BackplaneStats } from "./backplane.ts";
 import { BackplaneBridge } from "./backplane_bridge.ts";
 import { CloseCode } from "./close_codes.ts";
