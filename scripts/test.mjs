@@ -242,15 +242,16 @@ if (only("bun")) {
   );
 }
 
-// What runs on Node: the transport contract (./node, Hono on Node) and the client tests. Node
+// What runs on Node: the transport contract (./node, Hono on Node), the Node adapter's own tests,
+// the chat demo's Node entry (tests/node/) and the client tests. Node
 // runs no TypeScript: tsx (a devDependency) loads it. `--experimental-websocket` gives Node 20
 // its global WebSocket (undici's, on by default from Node 22), which the client suite uses.
+const testsIn = (dir) =>
+  readdirSync(dir).filter((f) => f.endsWith("_test.ts")).map((f) => `${dir}/${f}`);
 const NODE_TESTS = [
   "tests/adapters/node_test.ts",
-  "tests/node/client_test.ts",
-  ...readdirSync("tests/client").filter((f) => f.endsWith("_test.ts")).map((f) =>
-    `tests/client/${f}`
-  ),
+  ...testsIn("tests/node"),
+  ...testsIn("tests/client"),
 ];
 
 if (only("node")) {

@@ -24,7 +24,8 @@
  *   whispers and presence events reach every replica; each presence `users` list
  *   holds the members the announcing replica knows (the page merges them).
  *
- * The only runtime-specific part is picking the adapter.
+ * The only runtime-specific part is picking the adapter (on Node, `main_node.ts` routes the
+ * server's `upgrade` event to the `./node` adapter).
  *
  * @example
  * ```ts ignore
@@ -138,11 +139,11 @@ export interface ChatApp {
   /**
    * The request handler: the page at `/`, the hub at `/ws`, 404 elsewhere.
    * On Bun pass the server (`fetch(req, server)`); the result is then
-   * `undefined` once a socket is upgraded, as Bun expects. On Deno it is
+   * `undefined` once a socket is upgraded, as Bun expects. On Deno and Node it is
    * always a response.
    */
   fetch(request: Request, server?: BunServerLike): Promise<Response | undefined>;
-  /** On Bun: pass as `websocket` to `Bun.serve`. `undefined` on Deno. */
+  /** On Bun: pass as `websocket` to `Bun.serve`. `undefined` on Deno and Node. */
   websocket: BunWebSocketHandler | undefined;
 }
 
@@ -161,7 +162,6 @@ const PAGE_HEADERS = {
  *
  * @param options Extra hub options (limits, origins, `onError`...).
  * @returns The hub, the handler, and Bun's `websocket` handlers when on Bun.
- * @throws {TypeError} When running on neither Deno nor Bun.
  */
 export function createChatApp(options: ChatAppOptions = {}): ChatApp {
   const hub: Hub<ChatMessage> = new Hub<ChatMessage>({
@@ -251,7 +251,15 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
   } else if (isDeno) {
     upgrade = createDenoHandler(hub);
   } else {
-    throw new TypeError("Cannot create chat app: run it on Deno or Bun");
+    // Node (main_node.ts): upgrades arrive in the server's `upgrade` event and go to
+    // createNodeHandler there, so what reaches /ws here is a plain request: 426.
+    upgrade = () =>
+      Promise.resolve(
+        new Response("Expected a WebSocket upgrade", {
+          status: 426,
+          headers: { upgrade: "websocket", "content-type": "text/plain; charset=utf-8" },
+        }),
+      );
   }
 
   return {
