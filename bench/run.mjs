@@ -519,7 +519,13 @@ function ratioCell(sum, ref) {
   return `${fmtNum(r1)} / ${fmtNum(r5)}`;
 }
 
-const REF_ABBR = { "bun-corked": "corked", "bun-publish": "publish", "deno-loop": "deno-loop" };
+const REF_ABBR = {
+  "bun-corked": "corked",
+  "bun-publish": "publish",
+  "deno-loop": "deno-loop",
+  "node-corked": "node-corked",
+  "node-loop": "node-loop",
+};
 
 function buildTable(results) {
   const byName = new Map(results.map((r) => [r.name, r.summary]));
@@ -630,7 +636,8 @@ function legend(results) {
     ]),
     `  Measured for ${tp.duration} s after ${tp.warmup} s warm-up.`,
     `- × runtime ref: deliveries/s over the reference's from the same invocation (Bun targets vs bun-corked`,
-    `  and bun-publish, Deno targets vs deno-loop); × socket.io: over socketio-node.`,
+    `  and bun-publish, Deno targets vs deno-loop, Node targets vs node-corked and node-loop); × socket.io:`,
+    `  over socketio-node.`,
     `- server µs/delivery: server process CPU time (utime+stime, all threads) in the window / deliveries.`,
     `  CPU %: server / load client in the window; a load client near 100 % means the figure may be client-bound.`,
     `- latency: publish → receive, measured in the load client (one clock), ${PHASES.latency.rate} msg/s to ` +

@@ -6,7 +6,8 @@
 //   name     unique id used by --only and in the results
 //   runtime  "bun" | "deno" | "node" (informational; the table shows it)
 //   group    reference group: "bun" targets are compared with bun-corked and bun-publish,
-//            "deno" targets with deno-loop; every target is also compared with socketio-node
+//            "deno" targets with deno-loop, "node" targets with node-corked and node-loop;
+//            every target is also compared with socketio-node
 //   command  argv; a leading "bun" / "deno" / "node" runs the project's own binary
 //            (node_modules/.bin/bun, node_modules/.bin/deno, this Node)
 //   proto    "ws" (default): plain WebSocket at /ws; "socketio": Engine.IO v4 framing at /socket.io/
@@ -15,6 +16,8 @@
 
 // --expose-gc: the idle phase asks each server for a full GC before reading RSS (servers/_gc.mjs).
 const DENO_RUN = ["deno", "run", "-A", "--no-prompt", "--v8-flags=--expose-gc"];
+// Node runs no TypeScript: tsx (a devDependency) loads the .ts servers.
+const NODE_TS = ["node", "--expose-gc", "--import", "tsx"];
 
 export const targets = [
   { name: "bun-corked", runtime: "bun", group: "bun", command: ["bun", "bench/servers/bun_corked.ts"] },
@@ -24,6 +27,8 @@ export const targets = [
   { name: "deno-loop", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/deno_loop.ts"] },
   { name: "crossws-deno", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/crossws_deno.ts"] },
   { name: "socketio-node", runtime: "node", group: "node", proto: "socketio", command: ["node", "--expose-gc", "bench/servers/socketio_node.mjs"] },
+  { name: "node-corked", runtime: "node", group: "node", command: [...NODE_TS, "bench/servers/node_corked.ts"] },
+  { name: "node-loop", runtime: "node", group: "node", command: [...NODE_TS, "bench/servers/node_loop.ts"] },
 
   // The library itself (added by the lead; each implements the same control protocol):
   { name: "hubbub-bun", runtime: "bun", group: "bun", command: ["bun", "bench/servers/hubbub_bun.ts"] },
@@ -31,6 +36,7 @@ export const targets = [
   { name: "hubbub-deno-batch", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/hubbub_deno.ts"], subprotocol: "hubbub.batch.v1" },
   { name: "hubbub-hono-bun", runtime: "bun", group: "bun", command: ["bun", "bench/servers/hubbub_hono_bun.ts"] },
   { name: "hubbub-hono-deno", runtime: "deno", group: "deno", command: [...DENO_RUN, "bench/servers/hubbub_hono_deno.ts"] },
+  { name: "hubbub-node", runtime: "node", group: "node", command: [...NODE_TS, "bench/servers/hubbub_node.ts"] },
 
   // Variants, only with --only=<name>:
   { name: "bun-corked-microtask", runtime: "bun", group: "bun", extra: true, command: ["bun", "bench/servers/bun_corked.ts"], env: { BENCH_FLUSH: "microtask" } },
@@ -40,6 +46,6 @@ export const targets = [
 export const references = {
   bun: ["bun-corked", "bun-publish"],
   deno: ["deno-loop"],
-  node: [],
+  node: ["node-corked", "node-loop"],
   all: ["socketio-node"],
 };
