@@ -12,7 +12,7 @@ const server = createServer((req, res) => {
   res.writeHead(404).end("not found");
 });
 server.on("upgrade", (req, socket, head) => {
-  if ((req.url ?? "/").split("?")[0] === "/ws") void ws.upgrade(req, socket as never, head);
+  if ((req.url ?? "/").split("?")[0] === "/ws") void ws.upgrade(req, socket, head);
   else socket.destroy();
 });
 server.listen(Number(process.env.PORT ?? 0), "127.0.0.1", () => {

@@ -65,7 +65,7 @@ const server = createServer((req, res) => {
   serveHttp(req, res).catch(() => res.destroy());
 });
 server.on("upgrade", (req, socket, head) => {
-  if ((req.url ?? "/").split("?")[0] === "/ws") void ws.upgrade(req, socket as never, head);
+  if ((req.url ?? "/").split("?")[0] === "/ws") void ws.upgrade(req, socket, head);
   else socket.destroy();
 });
 server.listen(port, hostname, () => {

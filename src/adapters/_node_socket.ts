@@ -21,12 +21,16 @@ export interface NodeNetSocketLike {
   /** Whether the socket is TLS (`tls.TLSSocket`). */
   readonly encrypted?: boolean;
   /** Add a listener. */
-  on(event: string, listener: (...args: never[]) => void): unknown;
+  on(event: string, listener: NodeListener): unknown;
   /** Add a one-time listener. */
-  once(event: string, listener: (...args: never[]) => void): unknown;
+  once(event: string, listener: NodeListener): unknown;
   /** Remove a listener. */
-  off(event: string, listener: (...args: never[]) => void): unknown;
+  off(event: string, listener: NodeListener): unknown;
 }
+
+/** An event listener, as Node's `EventEmitter` types take it (any arguments). */
+// deno-lint-ignore no-explicit-any
+export type NodeListener = (...args: any[]) => void;
 
 /** The parts of a server-side `ws` WebSocket (ws 8) this adapter uses. */
 export interface NodeWebSocketLike {
@@ -43,7 +47,7 @@ export interface NodeWebSocketLike {
   /** Destroy the socket without a closing handshake. */
   terminate(): void;
   /** Add a listener (`message`, `pong`, `close`, `error`). */
-  on(event: string, listener: (...args: never[]) => void): unknown;
+  on(event: string, listener: NodeListener): unknown;
 }
 
 const POLL_MS = 5;
@@ -209,8 +213,8 @@ export function listenNodeSocket(
   withMessages = true,
 ): void {
   (ws as unknown as Carrier)[kEvents] = events;
-  if (withMessages) ws.on("message", onMessage as never);
-  ws.on("pong", onPong as never);
-  ws.on("close", onClose as never);
+  if (withMessages) ws.on("message", onMessage);
+  ws.on("pong", onPong);
+  ws.on("close", onClose);
   ws.on("error", ignore);
 }

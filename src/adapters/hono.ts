@@ -76,7 +76,12 @@ import {
   type BunSocketState,
   BunTransport,
 } from "./_bun_socket.ts";
-import { listenNodeSocket, type NodeNetSocketLike, NodeTransport } from "./_node_socket.ts";
+import {
+  listenNodeSocket,
+  type NodeListener,
+  type NodeNetSocketLike,
+  NodeTransport,
+} from "./_node_socket.ts";
 
 /** The parts of Hono's `Context` this adapter uses. */
 export interface HonoContextLike {
@@ -137,7 +142,7 @@ const nodeProtocols = new WeakMap<object, string>();
 interface HonoNodeSocket {
   ping(): void;
   terminate(): void;
-  on(event: string, listener: (...args: never[]) => void): unknown;
+  on(event: string, listener: NodeListener): unknown;
   send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
   readonly bufferedAmount: number;

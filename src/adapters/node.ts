@@ -42,6 +42,7 @@
 import type { Hub } from "../core/hub.ts";
 import {
   listenNodeSocket,
+  type NodeListener,
   type NodeNetSocketLike,
   NodeTransport,
   type NodeWebSocketLike,
@@ -54,7 +55,13 @@ import {
   writeRawResponse,
 } from "./_node_http.ts";
 
-export type { NodeNetSocketLike, NodeRequestLike, NodeResponseLike, NodeWebSocketLike };
+export type {
+  NodeListener,
+  NodeNetSocketLike,
+  NodeRequestLike,
+  NodeResponseLike,
+  NodeWebSocketLike,
+};
 
 /** The options hubbub gives `ws`'s `WebSocketServer`. */
 export interface NodeWebSocketServerOptions {

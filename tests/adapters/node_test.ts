@@ -46,7 +46,7 @@ async function nodeServer(
   const server = createServer((_req, res) => void res.writeHead(404).end());
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Uint8Array) => {
     sockets.push(socket);
-    upgrades.push(ws.upgrade(req, socket as never, head));
+    upgrades.push(ws.upgrade(req, socket, head));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
   const port = (server.address() as { port: number }).port;

@@ -57,7 +57,7 @@ export async function startNode(options: HubOptions, port = 0): Promise<NodePort
     res.writeHead(404).end("not found");
   });
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Uint8Array) => {
-    if (pathOf(req) === "/ws") void ws.upgrade(req, socket as never, head);
+    if (pathOf(req) === "/ws") void ws.upgrade(req, socket, head);
     else socket.destroy();
   });
   return handle(hub, await listen(server, port), stopper(server));
