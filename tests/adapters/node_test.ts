@@ -159,6 +159,46 @@ nodeTest(
   },
 );
 
+nodeTest(
+  "a handshake ws refuses (no key) is answered 400 and its slot released at once",
+  async () => {
+    const s = await nodeServer({ maxConnections: 1, openTimeoutMs: 10_000 });
+    try {
+      const bad = await rawUpgrade(s.url, { "sec-websocket-key": "" }, true);
+      assert.equal(bad.status, 400);
+      await bad.closed;
+      await Promise.all(s.upgrades);
+      // The hub had accepted it: a slot still held would answer 503 for 10 s.
+      assert.equal(await TestClient.status(s.url), 101);
+    } finally {
+      await s.close();
+    }
+  },
+);
+
+nodeTest(
+  "a Host or request target that would move the URL's authority is refused 400",
+  async () => {
+    const seen: string[] = [];
+    const s = await nodeServer({ identify: (req) => void seen.push(req.url) });
+    try {
+      for (const headers of [{ host: "evil.test/x" }, { host: "a@evil.test" }]) {
+        const answer = await rawUpgrade(s.url, headers, true);
+        assert.equal(answer.status, 400, JSON.stringify(headers));
+        await answer.closed;
+      }
+      const path = await rawUpgrade(s.url.replace("/ws", "//evil.test/ws"), {}, true);
+      assert.equal(path.status, 400);
+      await path.closed;
+      assert.deepEqual(seen, [], "the hub never saw them");
+      assert.equal(await TestClient.status(s.url), 101);
+      assert.deepEqual(seen, [s.url.replace("ws://", "http://")]);
+    } finally {
+      await s.close();
+    }
+  },
+);
+
 nodeTest("keeps route params from the params option on connection.request.params", async () => {
   const s = await nodeServer({}, {
     params: (request) => ({ path: new URL(request.url).pathname }),
