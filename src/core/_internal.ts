@@ -1,5 +1,6 @@
 // Internal symbols and interfaces shared by the core's files. Never exported from mod.ts.
 import type { RateLimiter } from "./_rate_limit.ts";
+import type { HistoryEntry } from "./history_store.ts";
 
 /** Symbol-keyed methods of Connection that only the hub calls. */
 export const kDeliver: unique symbol = Symbol("hubbub.deliver");
@@ -36,4 +37,16 @@ export interface ConnState {
   limiter: RateLimiter | undefined;
   backlog: Backlog | undefined;
   authTimer: unknown;
+  /** History rooms being recovered: their live messages, held until the replay is out. */
+  recovering?: Map<string, HistoryEntry[]>;
+}
+
+/** The hub's bookkeeping for a connection, created on first use. */
+export function stateOf(conn: { [kState]: ConnState | undefined }): ConnState {
+  return conn[kState] ??= {
+    limiter: undefined,
+    backlog: undefined,
+    authTimer: undefined,
+    recovering: undefined,
+  };
 }

@@ -17,12 +17,18 @@ import type {
 } from "./hub_options.ts";
 import type { HubLimits } from "./limits.ts";
 import type { Registry } from "./registry.ts";
+import { type History, parseRecover } from "./history.ts";
+import type { HistoryRead } from "./history_store.ts";
 import { kDeliver, kRoomCount, kRoomHas } from "./_internal.ts";
 import { encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 
 const ALLOWED_KEYS_PING = new Set(["type", "id"]);
 const ALLOWED_KEYS_ROOM = new Set(["type", "room", "id"]);
+const ALLOWED_KEYS_SUBSCRIBE = new Set(["type", "room", "id", "recover"]);
+const ALLOWED_KEYS_HISTORY = new Set(["type", "room", "id", "limit"]);
+/** Most messages one `history` request may ask for. */
+const MAX_HISTORY_LIMIT = 1000;
 
 /** A registered handler and its own schema. */
 export interface Handler<Msg> {
@@ -42,6 +48,8 @@ export interface DispatcherOptions<Msg extends InboundMessage> {
   userHeld(userId: string): number;
   /** The connection authenticated: stop its auth deadline. */
   authenticated(conn: Connection): void;
+  /** The history part, when the hub keeps any. */
+  history: History | undefined;
 }
 
 /** Answers one hub's messages. */
@@ -84,6 +92,9 @@ export class Dispatcher<Msg extends InboundMessage> {
       }
       case "authenticate":
         return this.#authenticate(conn, message, rid);
+      case "history":
+        // A built-in only on a hub that keeps history; elsewhere an app message as before.
+        if (this.#o.history !== undefined) return this.#historyRequest(conn, message, rid);
     }
     return this.#app(conn, message, type, rid);
   }
@@ -197,9 +208,21 @@ export class Dispatcher<Msg extends InboundMessage> {
   }
 
   #subscribe(conn: Connection, message: InboundMessage, id?: RequestId): Promise<void> | undefined {
-    const room = this.#roomOf(conn, message, id);
+    const room = this.#roomOf(conn, message, id, ALLOWED_KEYS_SUBSCRIBE);
     if (room === undefined) return;
+    const recover = parseRecover(message.recover);
+    if (recover === null) {
+      this.error(
+        conn,
+        ErrorCode.INVALID_INPUT,
+        "recover must be {epoch: string, offset: integer >= 0}",
+        { room },
+        id,
+      );
+      return;
+    }
     const { options, limits, hooks } = this.#o;
+    let pending: Promise<void> | undefined;
     const decide = (ok: boolean) => {
       if (conn.state !== "open") return;
       if (ok !== true) {
@@ -220,7 +243,32 @@ export class Dispatcher<Msg extends InboundMessage> {
         return;
       }
       this.#o.registry.join(conn, room);
-      this.reply(conn, ServerEvent.SUBSCRIBED, { room }, id);
+      const history = this.#o.history;
+      const policy = history?.policyOf(room);
+      if (history === undefined || policy === undefined) {
+        this.reply(
+          conn,
+          ServerEvent.SUBSCRIBED,
+          recover === undefined ? { room } : { room, recovered: false },
+          id,
+        );
+        return;
+      }
+      pending = history.subscribed(
+        conn,
+        room,
+        policy,
+        recover,
+        (data) => this.reply(conn, ServerEvent.SUBSCRIBED, { ...data }, id),
+        (error) => {
+          // Joined, but its position is unknown: say so; the client resubscribes later.
+          hooks.report(error, "history");
+          this.#o.registry.leave(conn, room, "server");
+          this.error(conn, ErrorCode.UNAVAILABLE, "Cannot subscribe now: history unavailable", {
+            room,
+          }, id);
+        },
+      );
     };
     const canJoin = options.canJoin;
     if (canJoin === undefined) {
@@ -235,10 +283,64 @@ export class Dispatcher<Msg extends InboundMessage> {
       decide(false);
       return;
     }
-    return hooks.call(() => canJoin(conn, room), decide, (error) => {
+    const guarded = hooks.call(() => canJoin(conn, room), decide, (error) => {
       hooks.report(error, "canJoin");
       decide(false);
     });
+    // The next frame of this connection waits for the guard and for the replay's read.
+    if (guarded === undefined) return pending;
+    return guarded.then(() => pending);
+  }
+
+  /** `{"type":"history","room":R,"limit":k}` → `history {room, epoch, offset, messages}`. */
+  #historyRequest(
+    conn: Connection,
+    message: InboundMessage,
+    id?: RequestId,
+  ): Promise<void> | undefined {
+    const room = this.#roomOf(conn, message, id, ALLOWED_KEYS_HISTORY);
+    if (room === undefined) return;
+    const limit = message.limit;
+    if (
+      limit !== undefined &&
+      !(Number.isInteger(limit) && (limit as number) > 0 && (limit as number) <= MAX_HISTORY_LIMIT)
+    ) {
+      this.error(conn, ErrorCode.INVALID_INPUT, `limit must be an integer 1–${MAX_HISTORY_LIMIT}`, {
+        room,
+      }, id);
+      return;
+    }
+    if (!conn[kRoomHas](room)) {
+      this.error(conn, ErrorCode.NOT_SUBSCRIBED, "Cannot read history: not in this room", {
+        room,
+      }, id);
+      return;
+    }
+    const history = this.#o.history!;
+    const policy = history.policyOf(room);
+    if (policy === undefined) {
+      this.reply(conn, ServerEvent.HISTORY, { room, messages: [] }, id);
+      return;
+    }
+    const hooks = this.#o.hooks;
+    return hooks.call(
+      () => history.read(room, policy, { limit: limit as number | undefined }),
+      (read: HistoryRead) => {
+        if (conn.state !== "open") return;
+        this.reply(conn, ServerEvent.HISTORY, {
+          room,
+          epoch: read.epoch,
+          offset: read.offset,
+          messages: read.entries.filter((e) => !e.except?.includes(conn.id)).map((e) =>
+            JSON.parse(e.frame)
+          ),
+        }, id);
+      },
+      (error) => {
+        hooks.report(error, "history");
+        this.error(conn, ErrorCode.UNAVAILABLE, "Cannot read history now", { room }, id);
+      },
+    );
   }
 
   #authenticate(
@@ -288,8 +390,13 @@ export class Dispatcher<Msg extends InboundMessage> {
     });
   }
 
-  #roomOf(conn: Connection, message: InboundMessage, id?: RequestId): string | undefined {
-    if (!this.#onlyKeys(conn, message, ALLOWED_KEYS_ROOM, id)) return;
+  #roomOf(
+    conn: Connection,
+    message: InboundMessage,
+    id?: RequestId,
+    allowed: ReadonlySet<string> = ALLOWED_KEYS_ROOM,
+  ): string | undefined {
+    if (!this.#onlyKeys(conn, message, allowed, id)) return;
     const room = message.room;
     const max = this.#o.limits.maxRoomNameLength;
     let problem: string | undefined;

@@ -19,23 +19,31 @@ import { CloseCode } from "./close_codes.ts";
 import { Connection, type ConnectionOwner } from "./connection.ts";
 import { Counters } from "./counters.ts";
 import { Dispatcher } from "./dispatch.ts";
-import { fanout } from "./fanout.ts";
+import { exceptIds, fanout, names } from "./fanout.ts";
+import { History, type Published } from "./history.ts";
+import { type HistoryPolicy, MemoryHistoryStore } from "./history_store.ts";
+import { isThenable } from "./hooks.ts";
 import { FlushScheduler } from "./flush_scheduler.ts";
 import { Hooks } from "./hooks.ts";
 import type {
   Clock,
+  HistoryMessage,
   HubCloseOptions,
+  HubHistory,
+  HubHistoryOptions,
   HubOptions,
   InboundMessage,
   MessageHandler,
   MessageOf,
   OnOptions,
+  PublishOptions,
+  PublishResult,
   UpgradeDecision,
   UpgradeOptions,
 } from "./hub_options.ts";
 import { systemClock } from "./hub_options.ts";
 import type { FrameWrapper, HubEvent, HubEventsOptions, HubStats } from "./hub_stats.ts";
-import { Inbound, stateOf } from "./inbound.ts";
+import { Inbound } from "./inbound.ts";
 import { Keepalive } from "./keepalive.ts";
 import { type HubLimits, resolveLimits } from "./limits.ts";
 import { Registry } from "./registry.ts";
@@ -43,7 +51,7 @@ import type { Frame } from "./send_queue.ts";
 import type { SocketEvents, Transport } from "./transport.ts";
 import { Admission, type OpenInit } from "./upgrade.ts";
 import { resolveRateLimit } from "./_rate_limit.ts";
-import { kCloseWith, kDrainClose, kState } from "./_internal.ts";
+import { kCloseWith, kDrainClose, kState, stateOf } from "./_internal.ts";
 import {
   BATCH_PROTOCOL,
   BUILTIN_TYPES,
@@ -94,6 +102,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   readonly #receive = (conn: Connection, data: string | Uint8Array): void =>
     this.#inbound.receive(conn, data);
   readonly #batchFraming: boolean;
+  /** The history part, when the app keeps any (`history` option). */
+  readonly #history: History | undefined;
   #closed = false;
 
   /**
@@ -125,6 +135,24 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       hooks,
     });
     this.#batchFraming = options.batchFraming ?? true;
+    if (options.history !== undefined) {
+      if (typeof options.history !== "function") {
+        throw new TypeError("Cannot create hub: history must be a function of the room name");
+      }
+      if (options.backplane !== undefined && options.historyStore === undefined) {
+        throw new TypeError(
+          "Cannot create hub: history with a backplane needs a historyStore that every replica " +
+            "shares (a MemoryHistoryStore is this process's only, so replicas would disagree " +
+            "on offsets)",
+        );
+      }
+      this.#history = new History(
+        options.history,
+        options.historyStore ?? new MemoryHistoryStore({ now: () => clock.now() }),
+        registry,
+        hooks,
+      );
+    }
     const dispatcher = this.#dispatcher = new Dispatcher<Msg>({
       options,
       limits,
@@ -134,6 +162,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       counters,
       userHeld: (userId) => this.#admission.userHeld(userId),
       authenticated: (conn) => this.#stopAuthTimer(conn),
+      history: this.#history,
     });
     this.#inbound = new Inbound({
       limits,
@@ -349,6 +378,10 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    */
   emit(type: string, data: unknown, target?: Target): number {
     const frame = encodeEnvelope(type, data, this.#clock.now());
+    if (this.#history !== undefined && target?.rooms !== undefined) {
+      const n = this.#emitHistory(type, frame, target);
+      if (n !== undefined) return n;
+    }
     this.#bridge.publish(frame, target);
     return this.#emitted(type, frame, utf8Length(frame), target);
   }
@@ -383,6 +416,124 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     }
     // Counted and observed like any emit (an `emit` event with 0 or 1 recipients).
     return this.#emitted(type, frame, utf8Length(frame), { clients: clientId }) > 0;
+  }
+
+  /**
+   * Publish a message to a history room and learn its offset: it is stored, then
+   * delivered to the room's members (on every replica), each frame carrying `room`
+   * and `offset`. It is never half-delivered: if the store fails, the promise
+   * rejects and nobody gets it.
+   *
+   * @param room A room that keeps a history (see the `history` option).
+   * @param type The event type.
+   * @param data The payload (JSON-serialisable).
+   * @param options Who to skip (`except`).
+   * @returns The message's epoch and offset, and how many local connections got it.
+   * @throws {TypeError} If the room keeps no history, or `data` cannot be serialised.
+   * @example
+   * ```ts
+   * import { Hub } from "@hubbub/hubbub";
+   * const hub = new Hub({ history: (room) => room.startsWith("chat:") ? {} : undefined });
+   * const { epoch, offset } = await hub.publish("chat:lobby", "chat", { text: "hi" });
+   * console.log(epoch, offset); // a random epoch, 1
+   * await hub.close();
+   * ```
+   */
+  async publish(
+    room: string,
+    type: string,
+    data: unknown,
+    options: PublishOptions = {},
+  ): Promise<PublishResult> {
+    const policy = this.#history?.policyOf(room);
+    if (policy === undefined) {
+      throw new TypeError(
+        `Cannot publish: room "${room}" keeps no history (see the history option)`,
+      );
+    }
+    const frame = encodeEnvelope(type, data, this.#clock.now());
+    const except = options.except === undefined ? undefined : exceptIds(options.except);
+    const p = await this.#history!.publish(room, policy, frame, except);
+    this.#bridge.publish(p.frame, { rooms: room, except });
+    this.#counters.countEmit(type, p.delivered, utf8Length(p.frame));
+    return { epoch: p.epoch, offset: p.offset, delivered: p.delivered };
+  }
+
+  /**
+   * Read a history room's stream: its position and its last messages.
+   *
+   * @param room A room that keeps a history.
+   * @param options `limit`: at most this many (the latest); `since`: only after this offset.
+   * @returns The epoch, the latest offset and the messages (envelopes as sent, oldest first).
+   * @throws {TypeError} If the room keeps no history.
+   */
+  async history(room: string, options: HubHistoryOptions = {}): Promise<HubHistory> {
+    const policy = this.#history?.policyOf(room);
+    if (policy === undefined) {
+      throw new TypeError(`Cannot read history: room "${room}" keeps no history`);
+    }
+    const read = await this.#history!.read(room, policy, options);
+    return {
+      epoch: read.epoch,
+      offset: read.offset,
+      messages: read.entries.map((e) => JSON.parse(e.frame) as HistoryMessage),
+    };
+  }
+
+  /**
+   * An emit whose target names history rooms: one frame per history room (with its offset)
+   * to that room's members, and the plain frame to the rest of the target. `undefined` when
+   * no room of the target keeps a history.
+   */
+  #emitHistory(type: string, frame: string, target: Target): number | undefined {
+    const history = this.#history!;
+    const rooms = names(target.rooms)!;
+    let kept: Map<string, Required<HistoryPolicy>> | undefined;
+    for (const room of rooms) {
+      const policy = history.policyOf(room);
+      if (policy !== undefined) (kept ??= new Map()).set(room, policy);
+    }
+    if (kept === undefined) return undefined;
+    const except = target.except === undefined ? undefined : exceptIds(target.except);
+    const counters = this.#counters;
+    counters.n.emits++;
+    let delivered = 0;
+    const sent = (room: string, p: Published) => {
+      this.#bridge.publish(p.frame, { rooms: room, except });
+      counters.countOut(type, p.delivered, utf8Length(p.frame));
+      this.#inbound.charge(p.delivered);
+    };
+    for (const [room, policy] of kept) {
+      let p: Published | Promise<Published>;
+      try {
+        p = history.publish(room, policy, frame, except);
+      } catch (error) {
+        this.#hooks.report(error, "emit"); // the store failed: nobody got it
+        continue;
+      }
+      if (isThenable(p)) {
+        p.then((r) => sent(room, r), (error) => this.#hooks.report(error, "emit"));
+      } else {
+        sent(room, p);
+        delivered += p.delivered;
+      }
+    }
+    // The rest of the target gets the plain frame, but not the history rooms' members.
+    const rest: Target = { ...target, rooms: rooms.filter((r) => !kept.has(r)) };
+    if (
+      (rest.rooms as string[]).length > 0 || rest.users !== undefined || rest.clients !== undefined
+    ) {
+      const skip = new Set(except);
+      for (const room of kept.keys()) {
+        for (const conn of this.#registry.rooms.get(room) ?? []) skip.add(conn.id);
+      }
+      this.#bridge.publish(frame, rest);
+      const n = fanout(this.#registry, frame, { ...rest, except: skip });
+      counters.countOut(type, n, utf8Length(frame));
+      this.#inbound.charge(n);
+      delivered += n;
+    }
+    return delivered;
   }
 
   /** Fan a frame out locally; count it, charge its sender, tell observers. */

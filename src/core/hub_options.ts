@@ -9,6 +9,7 @@ import type { StandardSchemaV1 } from "./standard_schema.ts";
 import type { Backplane } from "./backplane.ts";
 import type { Connection } from "./connection.ts";
 import type { EndpointInfo } from "./describe.ts";
+import type { HistoryPolicy, HistoryStore } from "./history_store.ts";
 import type { SocketEvents, Transport } from "./transport.ts";
 
 /** An inbound app message: a JSON object with a string `type`. */
@@ -134,7 +135,8 @@ export type HubErrorSource =
   | "leave"
   | "backplane"
   | "observer"
-  | "emit";
+  | "emit"
+  | "history";
 
 /** Options for {@linkcode Hub}. Every limit has a safe default. */
 export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
@@ -322,6 +324,20 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
    * At least 16 characters.
    */
   backplaneSecret?: string;
+  /**
+   * Which rooms keep a history, and how much: return bounds for a room that does
+   * (`{ maxMessages, maxAgeMs }`, defaults 100 and 10 minutes), or `undefined`.
+   * Messages to such a room carry `room` and `offset`; a client that reconnects
+   * recovers what it missed (`subscribe` with `recover`), and `history` requests
+   * and `hub.history()` read it. Needs a shared `historyStore` with a backplane.
+   * @default {no room keeps a history}
+   */
+  history?: (room: string) => HistoryPolicy | undefined | null | false;
+  /**
+   * Where the rooms' streams live.
+   * @default {a MemoryHistoryStore (this process only)}
+   */
+  historyStore?: HistoryStore;
   /** A connection joined a room (membership changed; not called for repeat joins). */
   onJoin?: (connection: Connection, room: string) => void;
   /** A connection left a room: by `unsubscribe`, server `leave()`, or because it disconnected. */
@@ -403,4 +419,52 @@ export interface HubCloseOptions {
    * @default {5000}
    */
   timeoutMs?: number;
+}
+
+/** Options for `hub.publish()`. */
+export interface PublishOptions {
+  /** Client ids (or connections) to skip: not sent live, nor replayed to them. */
+  except?: string | { readonly id: string } | Iterable<string | { readonly id: string }>;
+}
+
+/** What `hub.publish()` resolves with. */
+export interface PublishResult {
+  /** The room's stream epoch. */
+  readonly epoch: string;
+  /** The message's offset in it. */
+  readonly offset: number;
+  /** Local connections it was delivered to. */
+  readonly delivered: number;
+}
+
+/** Options for `hub.history()`. */
+export interface HubHistoryOptions {
+  /** At most this many messages, the latest (bounded by the room's `maxMessages`). */
+  limit?: number;
+  /** Only the messages after this offset. */
+  since?: number;
+}
+
+/** One message of a room's history: the envelope as sent. */
+export interface HistoryMessage {
+  /** The event type. */
+  readonly type: string;
+  /** The payload. */
+  readonly data: unknown;
+  /** When it was sent (Unix ms). */
+  readonly timestamp: number;
+  /** The room. */
+  readonly room: string;
+  /** Its offset in the room's stream. */
+  readonly offset: number;
+}
+
+/** What `hub.history()` resolves with. */
+export interface HubHistory {
+  /** The stream's epoch. */
+  readonly epoch: string;
+  /** Its latest offset (0 when empty). */
+  readonly offset: number;
+  /** The messages, oldest first. */
+  readonly messages: readonly HistoryMessage[];
 }

@@ -11,7 +11,7 @@ import type { FrameInfo, FrameWrapper } from "./hub_stats.ts";
 import type { Clock, InboundMessage } from "./hub_options.ts";
 import type { HubLimits } from "./limits.ts";
 import { RateLimiter, type RateLimitSettings, Verdict } from "./_rate_limit.ts";
-import { type Backlog, type ConnState, kCloseWith, kState } from "./_internal.ts";
+import { type Backlog, kCloseWith, kState, stateOf } from "./_internal.ts";
 import { utf8Length } from "../protocol/envelope.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 
@@ -25,11 +25,6 @@ export interface InboundOptions {
   hooks: Hooks;
   // deno-lint-ignore no-explicit-any
   dispatcher: Dispatcher<any>;
-}
-
-/** The hub's bookkeeping for `conn`, created on first use. */
-export function stateOf(conn: Connection): ConnState {
-  return conn[kState] ??= { limiter: undefined, backlog: undefined, authTimer: undefined };
 }
 
 /** One hub's inbound pipeline. */

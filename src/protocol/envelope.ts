@@ -35,6 +35,8 @@ export const ServerEvent = {
   ACK: "ack",
   /** An error: `{code, message, ...}` (with the request's `id` when it had one). */
   ERROR: "error",
+  /** Reply to `history`: `{room, epoch, offset, messages}` (envelopes as sent, oldest first). */
+  HISTORY: "history",
 } as const;
 
 /**
