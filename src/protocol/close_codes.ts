@@ -16,6 +16,7 @@
  * | 4001 | `UNAUTHENTICATED` | the connection failed to authenticate | no |
  * | 4002 | `RATE_LIMITED` | the client kept sending over its rate limit | yes, with backoff |
  * | 4003 | `REPLACED` | the server closed this connection in favour of another | no |
+ * | 4004 | `INSUFFICIENT_STATE` | the server lost part of a history room's stream it cannot repair; reconnect and recover | yes, and recover |
  *
  * A client can also see codes that come from the runtime, not from hubbub: 1002
  * (a malformed frame), 1007 (invalid UTF-8 in a text frame; Bun), 1009 from the
@@ -62,6 +63,12 @@ export const CloseCode = {
   RATE_LIMITED: 4002,
   /** Replaced by another connection. Do not reconnect. */
   REPLACED: 4003,
+  /**
+   * The server could not deliver a history room's stream without a gap (e.g. a
+   * pub/sub message lost around a Redis hiccup that the store could not repair).
+   * Reconnect, and resubscribe with `recover` from the last offset delivered.
+   */
+  INSUFFICIENT_STATE: 4004,
 } as const;
 
 /** One of the close codes in {@linkcode CloseCode}. */
@@ -84,6 +91,7 @@ export const TERMINAL_CLOSE_CODES: ReadonlySet<number> = new Set<number>([
  * ```ts
  * import { shouldReconnect } from "./close_codes.ts";
  * shouldReconnect(4000); // true: slow client, try again
+ * shouldReconnect(4004); // true: insufficient state, reconnect and recover
  * shouldReconnect(1008); // false: refused by the app
  * ```
  */

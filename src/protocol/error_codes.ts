@@ -26,6 +26,10 @@ export const ErrorCode = {
   REFUSED: "REFUSED",
   /** The app's handler failed; details stay on the server. */
   INTERNAL_ERROR: "INTERNAL_ERROR",
+  /** A `history` (or `presence`) request for a room the connection has not joined. */
+  NOT_SUBSCRIBED: "NOT_SUBSCRIBED",
+  /** The server cannot serve the request now (e.g. its history store is down): retry later. */
+  UNAVAILABLE: "UNAVAILABLE",
 } as const;
 
 /** One of the codes in {@linkcode ErrorCode}, or an app-defined code. */

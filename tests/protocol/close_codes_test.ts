@@ -46,3 +46,10 @@ test("assertCloseArgs() throws RangeError for a code the sender may not send or 
   assert.throws(() => assertCloseArgs(1000, "x".repeat(124), "client"), RangeError);
   assert.throws(() => assertCloseArgs(1000, "é".repeat(62), "server"), /over 123 UTF-8 bytes/);
 });
+
+test("CloseCode.INSUFFICIENT_STATE is 4004, not terminal: a client reconnects and recovers after it", () => {
+  assert.equal(CloseCode.INSUFFICIENT_STATE, 4004);
+  assert.equal(shouldReconnect(4004), true);
+  assert.equal(TERMINAL_CLOSE_CODES.has(4004), false);
+  assert.ok(isSendableCloseCode(CloseCode.INSUFFICIENT_STATE, "server"));
+});
