@@ -1,10 +1,9 @@
-// A fan-out micro benchmark with fake sockets: no network, no event loop between emits (the
-// flush runs once per round), so its cost is the hub's own JS per delivery. Deterministic
-// enough for instruction counts (valgrind --tool=callgrind), which do not depend on what else
-// the machine is doing: `npm run bench:micro` runs it before/after a change on a quiet or busy
-// machine alike.
+// A fan-out micro benchmark with fake sockets: no network; the flush runs once per round. Its
+// figure is the hub's own CPU time per delivery (process CPU, so the waits between rounds do
+// not count). To compare two trees, run them interleaved several times and compare minima.
 //
 //   deno run -A bench/micro/fanout.ts  (or: bun bench/micro/fanout.ts) [clients=1000] [rounds=20] [perRound=50] [mode=corked|direct]
+import process from "node:process";
 import { Hub } from "../../mod.ts";
 import type { SocketEvents, Transport } from "../../mod.ts";
 
@@ -42,16 +41,20 @@ await turn();
 await turn(); // the connection.established frames are written
 sent = 0;
 const t0 = performance.now();
+const cpu0 = process.cpuUsage();
 for (let r = 0; r < rounds; r++) {
   for (let k = 0; k < perRound; k++) hub.emit("chat", { text: "hello world", r, k }, { rooms: "room" });
   await turn(); // corked: the once-per-turn flush writes
 }
 const ms = performance.now() - t0;
+const cpu = process.cpuUsage(cpu0);
 const deliveries = clients * rounds * perRound;
 if (sent !== deliveries) throw new Error(`sent ${sent}, expected ${deliveries}`);
+// CPU time, not wall time: the waits between rounds (and other processes) do not count.
+const cpuNs = (cpu.user + cpu.system) * 1000 / deliveries;
 console.log(
-  `${mode}: ${deliveries} deliveries in ${ms.toFixed(1)} ms: ` +
-    `${(ms * 1e6 / deliveries).toFixed(1)} ns per delivery`,
+  `${mode}: ${deliveries} deliveries in ${ms.toFixed(1)} ms wall; ` +
+    `${cpuNs.toFixed(1)} ns of CPU per delivery`,
 );
 for (const e of events) e.close(1000, "");
 await hub.close();
