@@ -1,15 +1,18 @@
-// The pending-request table (requests, unsubscribes, subscribes and authenticate awaiting
-// their reply, by id) and the offline queue (frames waiting for the next connection).
+// The pending-request table (requests, history reads, unsubscribes, subscribes and
+// authenticate awaiting their reply, by id) and the offline queue (frames waiting for the
+// next connection).
 
 import { armDeadline } from "./_deadline.ts";
 import { deferred } from "./_deferred.ts";
 import { DisconnectedError, QueueFullError } from "./errors.ts";
 import type { ClientTimers, ClientWebSocket } from "./hub_client_options.ts";
 import type { CloseInfo } from "./lifecycle_events.ts";
+import type { StreamPosition } from "./stream_position.ts";
 
 /** A call whose promise waits for its reply. */
 export interface Call {
-  readonly kind: "request" | "unsubscribe" | "auth";
+  /** `read`: a `history()` request (safe to send again). */
+  readonly kind: "request" | "read" | "unsubscribe" | "auth";
   readonly frame: string;
   /** Written to a socket (if that socket drops, the outcome is unknown). */
   sent: boolean;
@@ -20,6 +23,10 @@ export interface Call {
 export interface RoomCall {
   readonly kind: "subscribe";
   readonly room: string;
+  /** A re-join after a reconnect of a room joined before (its ack is a `recovery` event). */
+  readonly rejoin: boolean;
+  /** The position it asked to recover from, if any. */
+  readonly recover: StreamPosition | undefined;
 }
 
 /** What an id in the pending table stands for. */
@@ -59,8 +66,13 @@ export class Calls {
   }
 
   /** Record a `subscribe` sent on the current connection. */
-  expectRoom(id: number, room: string): void {
-    this.#pending.set(id, { kind: "subscribe", room });
+  expectRoom(
+    id: number,
+    room: string,
+    rejoin: boolean,
+    recover: StreamPosition | undefined,
+  ): void {
+    this.#pending.set(id, { kind: "subscribe", room, rejoin, recover });
   }
 
   /** Record an `authenticate` sent on the current connection (its refusal is reported, not thrown). */
@@ -78,12 +90,13 @@ export class Calls {
   }
 
   /**
-   * A request or unsubscribe: written to `ws` now, or queued while offline; it
-   * settles with its reply, a {@linkcode TimeoutError} after `ms`, the signal's
-   * reason, or {@linkcode DisconnectedError} if its connection drops after sending.
+   * A request, history read or unsubscribe: written to `ws` now, or queued while
+   * offline; it settles with its reply, a {@linkcode TimeoutError} after `ms`, the
+   * signal's reason, or {@linkcode DisconnectedError} if its connection drops after
+   * sending (a history read is queued again instead: reading twice is harmless).
    */
   call(
-    kind: "request" | "unsubscribe",
+    kind: "request" | "read" | "unsubscribe",
     id: number,
     frame: string,
     what: string,
@@ -137,13 +150,21 @@ export class Calls {
   /**
    * The connection dropped: its subscribes and authenticate are forgotten (re-sent
    * on the next one), unsubscribes resolve (a new connection starts outside the
-   * room), and requests already sent reject with {@linkcode DisconnectedError}.
+   * room), history reads already sent are queued again (after the re-joins, on the
+   * next connection), and requests already sent reject with {@linkcode DisconnectedError}.
    */
   connectionLost(info: CloseInfo): void {
     for (const [id, entry] of this.#pending) {
       if (entry.kind === "subscribe" || entry.kind === "auth") this.#pending.delete(id);
       else if (entry.kind === "unsubscribe") entry.settle(undefined);
-      else if (entry.sent) entry.settle(new DisconnectedError(info.code, info.reason));
+      else if (entry.sent && entry.kind === "read") {
+        entry.sent = false;
+        try {
+          this.enqueue(entry.frame, entry);
+        } catch (error) {
+          entry.settle(error);
+        }
+      } else if (entry.sent) entry.settle(new DisconnectedError(info.code, info.reason));
     }
   }
 

@@ -1,18 +1,22 @@
 // Inbound: one message event from the current socket → its envelopes (split when
 // batched) → the built-in events (handshake, replies to pending calls and room
-// joins) or the app's listeners and event streams.
+// joins, with the rooms' stream positions) or, past the dedupe of history rooms'
+// offsets, the app's listeners and event streams.
 
 import type { EventStream } from "../protocol/_event_stream.ts";
 import type { Calls } from "./_calls.ts";
 import type { Keepalive } from "./_keepalive.ts";
 import type { LifecycleEmitter } from "./_lifecycle_emitter.ts";
+import type { Positions } from "./_positions.ts";
 import type { Rooms } from "./_rooms.ts";
 import type { SocketLifecycle } from "./_socket_lifecycle.ts";
-import { parseEnvelope } from "./_wire.ts";
+import { parseEnvelope, readHistory } from "./_wire.ts";
 import { RequestError } from "./errors.ts";
 import type { ClientWebSocket } from "./hub_client_options.ts";
 import { splitBatch } from "../protocol/batch.ts";
 import { type Envelope, ServerEvent } from "../protocol/envelope.ts";
+import { ErrorCode } from "../protocol/error_codes.ts";
+import type { StreamFields } from "./stream_position.ts";
 
 /** An app event listener as stored (typed at `HubClient.on()`). */
 export type AppListener = (data: unknown, event: Envelope) => void;
@@ -23,6 +27,8 @@ export interface InboundHost {
   established(ws: ClientWebSocket, data: Record<string, unknown>): void;
   /** `authenticated` named the connection's user. */
   authenticated(userId: string): void;
+  /** A re-join of `room` failed but may work: try it again later on this connection. */
+  rejoinLater(room: string): void;
 }
 
 /** The parts inbound reads from and settles. */
@@ -30,6 +36,7 @@ export interface InboundParts {
   readonly link: SocketLifecycle;
   readonly calls: Calls;
   readonly rooms: Rooms;
+  readonly positions: Positions;
   readonly events: LifecycleEmitter;
   readonly keepalive: Keepalive;
   readonly host: InboundHost;
@@ -112,9 +119,12 @@ export class Inbound {
       case ServerEvent.UNSUBSCRIBED:
       case ServerEvent.AUTHENTICATED:
       case ServerEvent.PONG:
+      case ServerEvent.HISTORY:
         this.#reply(env.type, data ?? {});
         return;
     }
+    // A history room's message already delivered (or older than one that was): dropped.
+    if (!this.#p.positions.admit(env as Envelope & StreamFields)) return;
     const set = this.#listeners.get(env.type);
     if (set !== undefined) {
       for (const fn of set) {
@@ -145,17 +155,47 @@ export class Inbound {
     }
     if (entry.kind === "subscribe" || entry.kind === "auth") calls.delete(id as number);
     if (entry.kind === "subscribe") {
-      if (type !== ServerEvent.ERROR) this.#p.rooms.acked(entry.room);
-      else {
-        const error = new RequestError(data);
-        if (this.#p.rooms.refused(entry.room, error)) events.report(error, "resubscribe");
+      const { rooms, positions } = this.#p;
+      if (type !== ServerEvent.ERROR) {
+        if (!rooms.has(entry.room)) return; // left meanwhile
+        const joined = positions.joined(entry.room, data, entry.recover);
+        rooms.acked(entry.room);
+        if (entry.rejoin) {
+          events.emit("recovery", {
+            room: entry.room,
+            recovered: joined.recovered,
+            epoch: joined.epoch,
+            offset: joined.offset,
+          });
+        }
+        return;
       }
+      const error = new RequestError(data);
+      if (entry.rejoin && error.code === ErrorCode.UNAVAILABLE) {
+        // The server cannot say where the room's stream stands now: keep the room
+        // and its position, and ask again.
+        events.report(error, "resubscribe");
+        this.#p.host.rejoinLater(entry.room);
+        return;
+      }
+      if (entry.recover !== undefined && error.code === ErrorCode.INVALID_INPUT) {
+        // A server that takes no `recover` (e.g. a rollback to a hub without history):
+        // join plainly; the ack's recovery event then says `recovered: false`.
+        events.report(error, "resubscribe");
+        positions.forget(entry.room);
+        this.#p.host.rejoinLater(entry.room);
+        return;
+      }
+      positions.forget(entry.room);
+      if (rooms.refused(entry.room, error)) events.report(error, "resubscribe");
       return;
     }
     if (type === ServerEvent.ERROR) {
       const error = new RequestError(data);
       if (entry.kind === "auth") events.report(error, "authenticate");
       else entry.settle(error);
+    } else if (entry.kind === "read") {
+      if (type === ServerEvent.HISTORY) entry.settle(undefined, readHistory(data));
     } else {
       entry.settle(undefined, type === ServerEvent.ACK ? data.result : undefined);
     }

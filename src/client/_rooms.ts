@@ -1,5 +1,5 @@
-// The rooms a client is in or joining (re-joined on every connection) and the
-// subscribe() promises waiting for their ack.
+// The rooms a client is in or joining (re-joined on every connection), the
+// subscribe() promises waiting for their ack, and re-joins retried later.
 
 import { armDeadline } from "./_deadline.ts";
 import { deferred } from "./_deferred.ts";
@@ -13,6 +13,10 @@ interface Waiter {
 interface Room {
   acked: boolean;
   waiters: Set<Waiter>;
+  /** Re-joins in a row that failed but may work later (see `retry()`). */
+  retries: number;
+  /** The timer of the next re-join attempt, if one is scheduled. */
+  retryTimer: unknown;
 }
 
 /** One client's rooms. */
@@ -42,7 +46,12 @@ export class Rooms {
   ): Promise<void> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     let state = this.#rooms.get(room);
-    if (state === undefined) this.#rooms.set(room, state = { acked: false, waiters: new Set() });
+    if (state === undefined) {
+      this.#rooms.set(
+        room,
+        state = { acked: false, waiters: new Set(), retries: 0, retryTimer: undefined },
+      );
+    }
     const joined = state;
     const { promise, resolve, reject } = deferred<void>();
     const waiter: Waiter = {
@@ -67,11 +76,22 @@ export class Rooms {
     return promise;
   }
 
+  /** Whether `room` is one of the client's rooms (joined or joining). */
+  has(room: string): boolean {
+    return this.#rooms.has(room);
+  }
+
+  /** Whether the server acked `room` on some connection (so joining it again is a re-join). */
+  joinedBefore(room: string): boolean {
+    return this.#rooms.get(room)?.acked === true;
+  }
+
   /** The server acked a `subscribe` of `room`. */
   acked(room: string): void {
     const state = this.#rooms.get(room);
     if (state === undefined) return;
     state.acked = true;
+    state.retries = 0;
     for (const w of state.waiters) w.resolve();
     state.waiters.clear();
   }
@@ -83,6 +103,7 @@ export class Rooms {
   refused(room: string, error: unknown): boolean {
     const state = this.#rooms.get(room);
     if (state === undefined) return false;
+    this.#stopRetry(state);
     this.#rooms.delete(room);
     const unheard = state.waiters.size === 0;
     for (const w of state.waiters) w.reject(error);
@@ -90,10 +111,38 @@ export class Rooms {
     return unheard;
   }
 
+  /**
+   * A re-join of `room` failed but may work later (`UNAVAILABLE`, or a server that
+   * takes no `recover`): the room stays, and `resend` runs after `delay(attempt)` ms (attempt 1, 2, ... until an ack),
+   * unless the room is left or the connection drops first (the next one re-joins it).
+   */
+  retry(room: string, delay: (attempt: number) => number, resend: () => void): void {
+    const state = this.#rooms.get(room);
+    if (state === undefined) return;
+    this.#stopRetry(state);
+    state.retries++;
+    state.retryTimer = this.#timers.setTimeout(() => {
+      state.retryTimer = undefined;
+      if (this.#rooms.get(room) === state) resend();
+    }, delay(state.retries));
+  }
+
+  /** The connection dropped: scheduled re-join retries stop (the next connection re-joins). */
+  connectionLost(): void {
+    for (const state of this.#rooms.values()) this.#stopRetry(state);
+  }
+
+  #stopRetry(state: Room): void {
+    if (state.retryTimer === undefined) return;
+    this.#timers.clearTimeout(state.retryTimer);
+    state.retryTimer = undefined;
+  }
+
   /** `unsubscribe()`: drop the room; its pending waits reject with an `AbortError`. */
   leave(room: string): void {
     const state = this.#rooms.get(room);
     if (state === undefined) return;
+    this.#stopRetry(state);
     this.#rooms.delete(room);
     for (const w of state.waiters) {
       w.reject(new DOMException(`Cannot subscribe "${room}": unsubscribed`, "AbortError"));
@@ -104,6 +153,7 @@ export class Rooms {
   /** Closed for good: every pending wait rejects (the names stay, for `rooms`). */
   rejectAll(error: () => unknown): void {
     for (const state of this.#rooms.values()) {
+      this.#stopRetry(state);
       for (const w of state.waiters) w.reject(error());
       state.waiters.clear();
     }

@@ -1,7 +1,8 @@
 // What the client writes and reads: its URL, client → server frames, and parsing one
 // server envelope. Names and framing rules come from the protocol layer.
 
-import { BUILTIN_TYPES, type Envelope } from "../protocol/envelope.ts";
+import { BUILTIN_TYPES, type Envelope, ServerEvent } from "../protocol/envelope.ts";
+import type { HistoryResult, StreamPosition } from "./stream_position.ts";
 
 /** `ws:`/`wss:` URL of the hub (http(s) mapped, relative URLs resolved against the page). */
 export function resolveUrl(url: string | URL): string {
@@ -51,6 +52,28 @@ export function roomFrame(type: "subscribe" | "unsubscribe", room: string, id?: 
   return JSON.stringify(id === undefined ? { type, room } : { type, room, id });
 }
 
+/**
+ * A `subscribe` that asks to recover from `from`:
+ * `{"type":"subscribe","room":R,"recover":{"epoch":E,"offset":n},"id":X}`.
+ */
+export function recoverFrame(room: string, from: StreamPosition, id: number): string {
+  return JSON.stringify({
+    type: "subscribe",
+    room,
+    recover: { epoch: from.epoch, offset: from.offset },
+    id,
+  });
+}
+
+/** A `history` request: `{"type":"history","room":R,"limit":k,"id":X}` (no `limit` when unset). */
+export function historyFrame(room: string, limit: number | undefined, id: number): string {
+  return JSON.stringify(
+    limit === undefined
+      ? { type: ServerEvent.HISTORY, room, id }
+      : { type: ServerEvent.HISTORY, room, limit, id },
+  );
+}
+
 /** The built-in `authenticate` with the app's fields. */
 export function authenticateFrame(fields: Record<string, unknown>, id: number): string {
   return JSON.stringify({ ...fields, type: "authenticate", id });
@@ -68,4 +91,15 @@ export function parseEnvelope(text: string): Envelope | Error {
     return new TypeError("Cannot read event: not an envelope");
   }
   return env;
+}
+
+/** A `history` reply's data as `history()` resolves with it (without the request's `id`). */
+export function readHistory(data: Record<string, unknown>): HistoryResult {
+  const { epoch, offset, messages } = data;
+  return {
+    room: typeof data.room === "string" ? data.room : "",
+    epoch: typeof epoch === "string" ? epoch : undefined,
+    offset: typeof offset === "number" ? offset : undefined,
+    messages: Array.isArray(messages) ? messages : [],
+  };
 }

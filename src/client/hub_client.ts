@@ -3,7 +3,8 @@
  * each in its own file: the socket lifecycle and reconnect policy
  * (`_socket_lifecycle.ts`), inbound frames and replies (`_inbound.ts`), the
  * pending-request table and offline queue (`_calls.ts`), rooms (`_rooms.ts`),
- * keepalive (`_keepalive.ts`) and the lifecycle emitter (`_lifecycle_emitter.ts`).
+ * history rooms' stream positions and dedupe (`_positions.ts`), keepalive
+ * (`_keepalive.ts`) and the lifecycle emitter (`_lifecycle_emitter.ts`).
  *
  * @module
  */
@@ -26,19 +27,31 @@ import { type AppListener, Inbound } from "./_inbound.ts";
 import { Keepalive } from "./_keepalive.ts";
 import { LifecycleEmitter } from "./_lifecycle_emitter.ts";
 import { type ResolvedOptions, resolveOptions } from "./_options.ts";
+import { Positions } from "./_positions.ts";
 import { Rooms } from "./_rooms.ts";
 import { type ConnectProgress, SocketLifecycle } from "./_socket_lifecycle.ts";
-import { authenticateFrame, encodeMessage, PING_FRAME, resolveUrl, roomFrame } from "./_wire.ts";
+import {
+  authenticateFrame,
+  encodeMessage,
+  historyFrame,
+  PING_FRAME,
+  recoverFrame,
+  resolveUrl,
+  roomFrame,
+} from "./_wire.ts";
+import { backoffDelay } from "./backoff.ts";
 import { DisconnectedError } from "./errors.ts";
 import type {
   AuthenticateFields,
   ClientWebSocket,
   EventsOptions,
+  HistoryOptions,
   HubClientOptions,
   HubClientState,
   RequestOptions,
 } from "./hub_client_options.ts";
 import type { CloseInfo, HubClientLifecycle } from "./lifecycle_events.ts";
+import type { HistoryResult, StreamFields, StreamPosition } from "./stream_position.ts";
 
 // deno-lint-ignore no-explicit-any
 let progressOf: (client: HubClient<any>) => ConnectProgress;
@@ -72,7 +85,13 @@ export function connectProgress<C extends AnyContract>(client: HubClient<C>): Co
  * - **Keepalive**: an app-level `ping` after `pingIntervalMs` without a frame;
  *   no frame within `pongTimeoutMs` drops the connection and reconnects.
  * - **Events**: `on(type, fn)` and `events()` get app events in arrival order;
- *   `onLifecycle()` gets `open`, `close`, `reconnecting` and `error`.
+ *   `onLifecycle()` gets `open`, `close`, `reconnecting`, `recovery` and `error`.
+ * - **History rooms** (the server decides which rooms keep one): the client keeps
+ *   each room's epoch and last delivered offset, re-joins with `recover` after a
+ *   reconnect (the server replays what it missed), reports per room whether it was
+ *   recovered (`recovery` event), delivers each room's messages in offset order
+ *   and never twice (a duplicate or older offset is dropped), and reads the recent
+ *   past with `history()`.
  * - **close()** is idempotent, rejects what is pending with
  *   {@linkcode DisconnectedError}, ends `events()` iterators, and resolves
  *   once the socket has closed.
@@ -99,6 +118,7 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
   readonly #events = new LifecycleEmitter();
   readonly #calls: Calls;
   readonly #rooms: Rooms;
+  readonly #positions = new Positions();
   readonly #keepalive: Keepalive;
   readonly #link: SocketLifecycle;
   readonly #inbound: Inbound;
@@ -132,11 +152,13 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
       link,
       calls: this.#calls,
       rooms: this.#rooms,
+      positions: this.#positions,
       events: this.#events,
       keepalive: this.#keepalive,
       host: {
         established: (ws, data) => this.#established(ws, data),
         authenticated: (userId) => void (this.#userId = userId),
+        rejoinLater: (room) => this.#rejoinLater(room),
       },
     });
     link.start();
@@ -162,6 +184,24 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
   /** The rooms the client is in or joining (re-joined after every reconnect). */
   get rooms(): string[] {
     return this.#rooms.names();
+  }
+
+  /**
+   * Where the client stands in a history room's stream: its epoch and the last
+   * offset delivered to the app (right after a subscribe: the stream's latest
+   * offset then). This is what a re-join after a reconnect asks to recover from.
+   *
+   * @param room The room name.
+   * @returns The position, or `undefined` when the room keeps no history or is
+   *   not (yet) joined.
+   * @example
+   * ```ts ignore
+   * await client.subscribe("lobby");
+   * const at = client.position("lobby"); // { epoch: "e1", offset: 41 }
+   * ```
+   */
+  position(room: string): StreamPosition | undefined {
+    return this.#positions.get(room);
   }
 
   /** How the client closed for good, or `undefined` while it is not closed. */
@@ -270,9 +310,10 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
     const ms = options.timeout ?? this.#o.requestTimeoutMs;
     const joined = this.#rooms.wait(room, ms, signal, () => {
       // Given up before any ack: tell the server, in case the subscribe got through.
+      this.#positions.forget(room);
       this.#link.writable?.send(roomFrame("unsubscribe", room));
     });
-    if (this.#link.writable !== undefined) this.#sendSubscribe(room);
+    if (this.#link.writable !== undefined) this.#sendSubscribe(room, false);
     return joined;
   }
 
@@ -298,10 +339,60 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
       return Promise.reject(error);
     }
     this.#rooms.leave(room);
+    this.#positions.forget(room);
     if (this.#link.writable === undefined) return Promise.resolve();
     const id = this.#calls.nextId();
     const frame = roomFrame("unsubscribe", room, id);
     return this.#call("unsubscribe", id, frame, `unsubscribe "${room}"`, options).then(() => {});
+  }
+
+  /**
+   * Read the last messages of a history room (the client must be in it). While
+   * offline the request is queued; if the connection drops before the answer, it
+   * is sent again on the next one.
+   *
+   * The messages are not delivered to `on()` listeners or `events()`, and do not
+   * move the room's {@linkcode HubClient.position}: to rebuild a room's state, read
+   * the history and then apply the live messages whose offset is greater than the
+   * result's last message's.
+   *
+   * @param room The room name.
+   * @param options `limit` (how many of the most recent messages), timeout and abort signal.
+   * @returns The server's `history` reply: `{room, epoch, offset, messages}`, the
+   *   messages oldest first, each the envelope as first sent (with `room` and `offset`).
+   * @throws {RequestError} `NOT_SUBSCRIBED` (not in the room), `UNAVAILABLE` (the
+   *   server's history store cannot serve it now: retry later) or `INVALID_INPUT` (rejection).
+   * @throws {DOMException} `TimeoutError` on timeout; the signal's reason on abort (rejection).
+   * @throws {DisconnectedError} The client closed (rejection).
+   * @throws {QueueFullError} Offline with a full queue (rejection).
+   * @throws {TypeError} If `room` is not a non-empty string (rejection).
+   * @throws {RangeError} If `limit` is not a positive integer (rejection).
+   * @example
+   * ```ts ignore
+   * await client.subscribe("lobby");
+   * const { messages } = await client.history("lobby", { limit: 50 });
+   * for (const m of messages) if (m.type === "chat.message") console.log(m.offset, m.data.text);
+   * ```
+   */
+  history(room: string, options: HistoryOptions = {}): Promise<HistoryResult<C>> {
+    let frame: string;
+    const id = this.#calls.nextId();
+    try {
+      this.#assertNotClosed("read history");
+      if (typeof room !== "string" || room === "") {
+        throw new TypeError("Cannot read history: room must be a non-empty string");
+      }
+      const limit = options.limit;
+      if (limit !== undefined && !(Number.isSafeInteger(limit) && limit > 0)) {
+        throw new RangeError(`Cannot read history: limit must be a positive integer, got ${limit}`);
+      }
+      frame = historyFrame(room, limit, id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#call("read", id, frame, `history "${room}"`, options) as Promise<
+      HistoryResult<C>
+    >;
   }
 
   // ---------------------------------------------------------------- receiving
@@ -310,8 +401,9 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
    * Call `listener` for every app event of one type, in arrival order.
    *
    * @param type A server event type of the contract.
-   * @param listener Gets the event's data and the whole envelope. A throw is
-   *   reported as an `error` lifecycle event (source `"listener"`).
+   * @param listener Gets the event's data and the whole envelope (with `room` and
+   *   `offset` for a message of a history room). A throw is reported as an `error`
+   *   lifecycle event (source `"listener"`).
    * @returns A function that removes the listener.
    * @example
    * ```ts ignore
@@ -321,14 +413,17 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
    */
   on<K extends ServerMessageType<C>>(
     type: K,
-    listener: (data: ServerData<C, K>, event: Extract<ServerMessage<C>, { type: K }>) => void,
+    listener: (
+      data: ServerData<C, K>,
+      event: Extract<ServerMessage<C>, { type: K }> & StreamFields,
+    ) => void,
   ): () => void {
     return this.#inbound.on(type, listener as AppListener);
   }
 
   /**
-   * Iterate over every app event (`{type, data, timestamp}`), in arrival
-   * order. A slow reader keeps the newest `bufferSize` events (older ones are
+   * Iterate over every app event (`{type, data, timestamp}`, plus `room` and
+   * `offset` for a message of a history room), in arrival order. A slow reader keeps the newest `bufferSize` events (older ones are
    * dropped). The iteration ends when the client closes for good (after what
    * is buffered), when `signal` aborts, or on `break` (`return()` detaches it).
    *
@@ -342,7 +437,7 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
    * }
    * ```
    */
-  events(options: EventsOptions = {}): AsyncIterableIterator<ServerMessage<C>> {
+  events(options: EventsOptions = {}): AsyncIterableIterator<ServerMessage<C> & StreamFields> {
     const size = options.bufferSize ?? 1024;
     if (!Number.isInteger(size) || size < 1) {
       throw new RangeError("Cannot iterate events: bufferSize must be an integer ≥ 1");
@@ -359,11 +454,12 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
       this.#inbound.addStream(stream);
       signal?.addEventListener("abort", onAbort, { once: true });
     }
-    return stream as unknown as AsyncIterableIterator<ServerMessage<C>>;
+    return stream as unknown as AsyncIterableIterator<ServerMessage<C> & StreamFields>;
   }
 
   /**
-   * Listen for a lifecycle event: `open`, `close`, `reconnecting` or `error`.
+   * Listen for a lifecycle event: `open`, `close`, `reconnecting`, `recovery` or
+   * `error` (see {@linkcode HubClientLifecycle}).
    *
    * @param name The event name.
    * @param listener Gets the event's payload.
@@ -374,6 +470,9 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
    *   if (!willReconnect) console.log("gone for good:", code, reason);
    * });
    * client.onLifecycle("reconnecting", ({ attempt, delayMs }) => console.log(attempt, delayMs));
+   * client.onLifecycle("recovery", ({ room, recovered }) => {
+   *   if (!recovered) console.log(`missed messages in ${room}: reload it`);
+   * });
    * ```
    */
   onLifecycle<K extends keyof HubClientLifecycle>(
@@ -423,7 +522,7 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
   }
 
   #call(
-    kind: "request" | "unsubscribe",
+    kind: "request" | "read" | "unsubscribe",
     id: number,
     frame: string,
     what: string,
@@ -433,10 +532,29 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
     return this.#calls.call(kind, id, frame, what, ms, options.signal, this.#link.writable);
   }
 
-  #sendSubscribe(room: string): void {
+  /**
+   * Send a `subscribe` on the current socket. A re-join (a room acked on an earlier
+   * connection) asks to recover from the room's position, when it has one.
+   */
+  #sendSubscribe(room: string, rejoin: boolean): void {
     const id = this.#calls.nextId();
-    this.#calls.expectRoom(id, room);
-    this.#link.ws?.send(roomFrame("subscribe", room, id));
+    const from = rejoin ? this.#positions.get(room) : undefined;
+    this.#calls.expectRoom(id, room, rejoin, from);
+    this.#link.ws?.send(
+      from === undefined ? roomFrame("subscribe", room, id) : recoverFrame(room, from, id),
+    );
+  }
+
+  /**
+   * A re-join that may work later (the server said `UNAVAILABLE`, or refused the
+   * `recover` field): sent again after a backoff delay, on this connection.
+   */
+  #rejoinLater(room: string): void {
+    const ws = this.#link.ws;
+    const { backoff, random } = this.#o;
+    this.#rooms.retry(room, (attempt) => backoffDelay(attempt, backoff, random), () => {
+      if (ws !== undefined && ws === this.#link.writable) this.#sendSubscribe(room, true);
+    });
   }
 
   /** `connection.established`: run the authenticate hook (if any), then get ready. */
@@ -478,7 +596,9 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
       this.#calls.expectAuth(id, frame);
       ws.send(frame);
     }
-    for (const room of this.#rooms.names()) this.#sendSubscribe(room);
+    for (const room of this.#rooms.names()) {
+      this.#sendSubscribe(room, this.#rooms.joinedBefore(room));
+    }
     this.#calls.flush(ws);
     const reconnected = this.#everOpened;
     this.#everOpened = true;
@@ -504,6 +624,8 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
     this.#clientId = undefined;
     this.#userId = undefined;
     this.#calls.connectionLost(info);
+    this.#rooms.connectionLost();
+    this.#positions.connectionLost();
   }
 
   /** Closed for good. */

@@ -159,3 +159,13 @@ export interface EventsOptions {
    */
   bufferSize?: number;
 }
+
+/** Options for `history()`. */
+export interface HistoryOptions extends RequestOptions {
+  /**
+   * How many of the room's most recent messages to get (a positive integer; the
+   * server caps it at what it keeps).
+   * @default {all the room's history holds (up to the server's cap)}
+   */
+  limit?: number;
+}

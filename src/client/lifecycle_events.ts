@@ -1,6 +1,6 @@
 /**
- * The client's lifecycle events (`open`, `close`, `reconnecting`, `error`) and
- * their payloads, as types.
+ * The client's lifecycle events (`open`, `close`, `reconnecting`, `recovery`,
+ * `error`) and their payloads, as types.
  *
  * @module
  */
@@ -35,6 +35,32 @@ export interface ReconnectingEvent {
   attempt: number;
   /** How long the client waits before the attempt (ms). */
   delayMs: number;
+}
+
+/**
+ * The `recovery` lifecycle event: a room the client was in before a reconnect is
+ * joined again on the new connection. `recovered` tells the app whether it
+ * missed anything.
+ *
+ * - `true`: the room keeps a history and still held every message after the
+ *   client's position; the server replays them next, in order, then the live
+ *   ones. The app's state stays valid (listeners get each missed message once).
+ * - `false`: nothing is replayed (a room without history, a new epoch, or a
+ *   position older than the history holds): the client is in the room from now,
+ *   and the app should reload the room's state (e.g. with `history()`).
+ */
+export interface RecoveryEvent {
+  /** The room. */
+  room: string;
+  /** Whether every message missed while away follows (see above). */
+  recovered: boolean;
+  /** The room's stream epoch; `undefined` when the room keeps no history. */
+  epoch: string | undefined;
+  /**
+   * The stream's latest offset at the re-join (a replay ends there); `undefined`
+   * when the room keeps no history.
+   */
+  offset: number | undefined;
 }
 
 /** Where an `error` lifecycle event came from. */
@@ -73,6 +99,12 @@ export interface HubClientLifecycle {
   close: ClientCloseEvent;
   /** A reconnect attempt is scheduled. */
   reconnecting: ReconnectingEvent;
+  /**
+   * After a reconnect, once per room that was joined before: the server acked its
+   * re-join and said whether what the client missed follows. Fires before the
+   * replayed messages are delivered.
+   */
+  recovery: RecoveryEvent;
   /** Something went wrong that no promise reports. */
   error: ClientErrorEvent;
 }

@@ -8,6 +8,11 @@
  *   resolves with the server handler's result.
  * - `subscribe(room)` resolves on the server's ack; rooms are re-joined after
  *   every reconnect, and messages sent while offline are flushed after that.
+ * - History rooms (the server chooses them) recover: a re-join asks for what the
+ *   client missed since its last delivered offset, a `recovery` lifecycle event
+ *   says per room whether it got it (`recovered: false`: reload the room), room
+ *   messages reach the app in offset order and never twice, and
+ *   `history(room, { limit })` reads the recent past.
  * - Reconnects use exponential backoff with full jitter and stop on terminal
  *   close codes (1000, 1008, 4001, 4003). An upgrade the server refuses is an
  *   {@linkcode UpgradeError} (with the HTTP status where the runtime reports it).
@@ -46,6 +51,7 @@ export type {
   ClientWebSocketConstructor,
   ConnectOptions,
   EventsOptions,
+  HistoryOptions,
   HubClientOptions,
   HubClientState,
   RequestOptions,
@@ -58,7 +64,14 @@ export type {
   HubClientLifecycle,
   OpenEvent,
   ReconnectingEvent,
+  RecoveryEvent,
 } from "./lifecycle_events.ts";
+export type {
+  HistoryMessage,
+  HistoryResult,
+  StreamFields,
+  StreamPosition,
+} from "./stream_position.ts";
 export * from "./errors.ts";
 export * from "./backoff.ts";
 export type {

@@ -12,6 +12,7 @@ const ALLOWED = new Set([
   "../protocol/envelope.ts",
   "../protocol/batch.ts",
   "../protocol/close_codes.ts",
+  "../protocol/error_codes.ts", // the codes the client tells apart (UNAVAILABLE)
   "../protocol/standard_schema.ts", // types only
   "../protocol/_event_stream.ts", // the bounded stream, shared with Hub.events()
 ]);
