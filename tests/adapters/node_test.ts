@@ -199,6 +199,82 @@ nodeTest(
   },
 );
 
+// A self-signed certificate for 127.0.0.1, made with openssl for the run (none is committed).
+async function selfSigned(): Promise<{ key: string; cert: string } | undefined> {
+  const { execFileSync } = await import("node:child_process");
+  const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(`${tmpdir()}/hubbub-tls-`);
+  try {
+    execFileSync("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-keyout",
+      `${dir}/key.pem`,
+      "-out",
+      `${dir}/cert.pem`,
+    ], { stdio: "ignore" });
+    return {
+      key: readFileSync(`${dir}/key.pem`, "utf8"),
+      cert: readFileSync(`${dir}/cert.pem`, "utf8"),
+    };
+  } catch {
+    return undefined;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+nodeTest("on node:https the request is https: a same-origin https page is accepted", async () => {
+  const tls = await selfSigned();
+  assert.ok(tls !== undefined, "openssl could not make a certificate");
+  const { createServer } = await import("node:https");
+  const { WebSocketServer, default: WebSocket } = await import("ws");
+  const { createNodeHandler } = await import("../../src/adapters/node.ts");
+  const urls: string[] = [];
+  const hub = new Hub({ onError: () => {}, identify: (req) => void urls.push(req.url) });
+  const ws = createNodeHandler(hub, { WebSocketServer });
+  const server = createServer(tls, (_req, res) => void res.writeHead(404).end());
+  server.on("upgrade", (req, socket, head) => void ws.upgrade(req, socket, head));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  const origin = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const attempt = (pageOrigin: string) =>
+    new Promise<number>((resolve) => {
+      const client = new WebSocket(origin.replace("https:", "wss:") + "/ws", {
+        rejectUnauthorized: false,
+        headers: { origin: pageOrigin },
+      });
+      client.on("error", () => {});
+      client.once("open", () => {
+        client.close();
+        client.once("close", () => resolve(101));
+      });
+      client.once("unexpected-response", (_req, res) => {
+        res.resume();
+        client.terminate();
+        resolve(res.statusCode ?? 0);
+      });
+    });
+  try {
+    assert.equal(await attempt(origin), 101, "same origin: https");
+    assert.equal(await attempt(origin.replace("https:", "http:")), 403, "http is another origin");
+    assert.deepEqual(urls, [`${origin}/ws`]);
+  } finally {
+    await hub.close();
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+});
+
 nodeTest("keeps route params from the params option on connection.request.params", async () => {
   const s = await nodeServer({}, {
     params: (request) => ({ path: new URL(request.url).pathname }),
