@@ -257,7 +257,8 @@ const NODE_TESTS = [
 if (only("node")) {
   console.log(`== tests on Node ${process.version} ==`);
   const r = await run(process.execPath, [
-    "--experimental-websocket",
+    // Node 20's WebSocket is behind a flag (on by default from Node 22).
+    ...(typeof globalThis.WebSocket === "undefined" ? ["--experimental-websocket"] : []),
     "--import",
     "tsx",
     "--test",
