@@ -43,7 +43,9 @@ sent = 0;
 const t0 = performance.now();
 const cpu0 = process.cpuUsage();
 for (let r = 0; r < rounds; r++) {
-  for (let k = 0; k < perRound; k++) hub.emit("chat", { text: "hello world", r, k }, { rooms: "room" });
+  for (let k = 0; k < perRound; k++) {
+    hub.emit("chat", { text: "hello world", r, k }, { rooms: "room" });
+  }
   await turn(); // corked: the once-per-turn flush writes
 }
 const ms = performance.now() - t0;

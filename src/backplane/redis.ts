@@ -302,7 +302,9 @@ export class RedisBackplane implements Backplane {
     this.#started = true;
     this.#onMessage = onMessage;
     this.#onHealth = onHealth;
-    const { promise, resolve } = Promise.withResolvers<void>();
+    // Not Promise.withResolvers: Node 20 has none.
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => resolve = r);
     const timer = setTimeout(() => this.#settleStart?.(), this.#startTimeoutMs);
     this.#settleStart = () => {
       clearTimeout(timer);

@@ -16,6 +16,7 @@
  * | 4001 | `UNAUTHENTICATED` | the connection failed to authenticate | no |
  * | 4002 | `RATE_LIMITED` | the client kept sending over its rate limit | yes, with backoff |
  * | 4003 | `REPLACED` | the server closed this connection in favour of another | no |
+ * | 4004 | `INSUFFICIENT_STATE` | the server could not keep a history room's stream whole for this connection | yes, and recover |
  *
  * A client can also see codes that come from the runtime, not from hubbub: 1002
  * (a malformed frame), 1007 (invalid UTF-8 in a text frame; Bun), 1009 from the

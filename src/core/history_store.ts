@@ -127,7 +127,10 @@ export class MemoryHistoryStore implements HistoryStore {
   readonly #streams = new Map<string, Stream>();
   readonly #now: () => number;
 
-  /** @param options See {@linkcode MemoryHistoryStoreOptions}. */
+  /**
+   * Create an empty store.
+   * @param options See {@linkcode MemoryHistoryStoreOptions}.
+   */
   constructor(options: MemoryHistoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
   }

@@ -27,7 +27,9 @@ function hubWith(extra: HubOptions = {}): Hub {
 async function member(hub: Hub, room: string, recover?: unknown): Promise<MemoryClient> {
   const c = await connectMemory(hub);
   await c.next("connection.established");
-  c.send(recover === undefined ? { type: "subscribe", room } : { type: "subscribe", room, recover });
+  c.send(
+    recover === undefined ? { type: "subscribe", room } : { type: "subscribe", room, recover },
+  );
   return c;
 }
 
@@ -135,10 +137,12 @@ test("recovered is false for another epoch, a position the history no longer hol
 
 test("A malformed recover gets INVALID_INPUT and the connection stays open", async () => {
   const hub = hubWith();
-  for (const recover of [5, { epoch: 1, offset: 1 }, { epoch: "e", offset: -1 }, { epoch: "e" }, {
-    epoch: "e",
-    offset: 1.5,
-  }, { epoch: "e", offset: 1, x: 1 }]) {
+  for (
+    const recover of [5, { epoch: 1, offset: 1 }, { epoch: "e", offset: -1 }, { epoch: "e" }, {
+      epoch: "e",
+      offset: 1.5,
+    }, { epoch: "e", offset: 1, x: 1 }]
+  ) {
     const c = await member(hub, "h:a", recover);
     const e = await c.next("error");
     assert.equal((e.data as { code: string }).code, "INVALID_INPUT", JSON.stringify(recover));
