@@ -1,7 +1,8 @@
 // Transport over a Bun ServerWebSocket. Writes are corked per tick by the hub;
 // backpressure comes from send()'s status and the `drain` event.
-import type { AcceptedUpgrade, HubLimits } from "../core/hub.ts";
+import type { HubLimits } from "../core/hub.ts";
 import type { SocketEvents, Transport } from "../core/transport.ts";
+import { SocketBinding } from "./_binding.ts";
 
 /** The parts of Bun's ServerWebSocket this adapter uses. */
 export interface BunSocketLike {
@@ -34,13 +35,9 @@ export interface BunSocketState {
  * (`events`, `drained`): one object per connection, which the adapters keep as `ws.data`
  * (idle memory matters at 10k+). Created before the socket exists; `attach` it once open.
  */
-export class BunTransport implements Transport, BunSocketState {
-  /** The hub's event sink once the socket opened. */
-  events: SocketEvents | undefined = undefined;
+export class BunTransport extends SocketBinding implements Transport, BunSocketState {
   /** Called from Bun's `drain` handler while a writer waits. */
   drained: (() => void) | undefined = undefined;
-  /** The hub's acceptance, from the upgrade until the socket opens (Bun adapter). */
-  decision: AcceptedUpgrade | undefined = undefined;
   #ws: BunSocketLike | undefined;
 
   /** Bind the socket (Bun's `open`). */

@@ -2,7 +2,6 @@
 // Deno has no drain event: while the socket is over the low watermark, poll bufferedAmount.
 import type { HubLimits } from "../core/hub.ts";
 import type { Transport } from "../core/transport.ts";
-import { normalizeCloseCode } from "../protocol/close_codes.ts";
 
 /** The parts of a server-side WHATWG WebSocket this adapter uses. */
 export interface WebSocketLike {
@@ -72,9 +71,6 @@ export function messageData(data: unknown): string | Uint8Array | Promise<Uint8A
   if (data instanceof Blob) return data.arrayBuffer().then((b) => new Uint8Array(b));
   return String(data);
 }
-
-/** Abrupt disconnects report 0 on Deno; browsers and Bun say 1006 (the protocol's rule). */
-export const closeCode: (code: number) => number = normalizeCloseCode;
 
 /** Deno's `idleTimeout` (whole seconds, at least 1) for the hub's `idleTimeoutMs`. */
 export function denoIdleTimeout(limits: HubLimits): number {

@@ -53,6 +53,10 @@ export interface BunSocketData extends BunSocketState {
   decision: AcceptedUpgrade | undefined;
   /** Bind the opened socket; returns the transport the hub writes through. */
   attach(ws: BunSocketLike): Transport;
+  /** The socket opened: register it with the hub (once). */
+  opened(transport: Transport): void;
+  /** The socket closed, before or after it opened (idempotent). */
+  closed(code: number, reason: string): void;
 }
 
 /** A Bun server-side socket carrying hubbub's data. */
@@ -113,19 +117,13 @@ export function createBunHandler(hub: Hub<any>): BunHandler {
     },
     websocket: {
       open(ws) {
-        const data = ws.data;
-        const decision = data.decision;
-        if (decision === undefined) return;
-        data.decision = undefined; // not needed once open: keep idle connections small
-        data.events = decision.open(data.attach(ws));
+        ws.data.opened(ws.data.attach(ws));
       },
       message(ws, message) {
         ws.data.events?.message(bunMessageData(message));
       },
       close(ws, code, reason) {
-        const data = ws.data;
-        if (data.events !== undefined) data.events.close(code, reason);
-        else data.decision?.cancel();
+        ws.data.closed(code, reason);
       },
       drain(ws) {
         ws.data.drained?.();

@@ -20,16 +20,15 @@
  */
 
 import type { Hub } from "../core/hub.ts";
-import type { SocketEvents } from "../core/transport.ts";
 import {
   badUpgrade,
-  closeCode,
   denoIdleTimeout,
   messageData,
   setProtocol,
   type WebSocketLike,
   webSocketTransport,
 } from "./_web_socket.ts";
+import { SocketBinding } from "./_binding.ts";
 
 /** The parts of the `Deno` namespace this adapter uses. */
 interface DenoLike {
@@ -77,23 +76,15 @@ export function createDenoHandler(
     const { socket, response } = upgraded;
     setProtocol(response, decision.protocol);
     socket.binaryType = "arraybuffer";
-    let events: SocketEvents | undefined;
-    socket.addEventListener("open", () => {
-      events = decision.open(webSocketTransport(socket, hub.limits));
-    });
-    socket.addEventListener("message", (e) => {
-      const data = messageData((e as MessageEvent).data);
-      if (data instanceof Promise) data.then((d) => events?.message(d));
-      else events?.message(data);
-    });
+    const binding = new SocketBinding(decision);
+    socket.addEventListener("open", () => binding.opened(webSocketTransport(socket, hub.limits)));
+    socket.addEventListener(
+      "message",
+      (e) => binding.received(messageData((e as MessageEvent).data)),
+    );
     socket.addEventListener("close", (e) => {
       const { code, reason } = e as CloseEvent;
-      // Let go of the hub's objects: Deno keeps a socket (and these listeners) alive after
-      // an abrupt disconnect, and the connection must not stay reachable through it.
-      const ended = events;
-      events = undefined;
-      if (ended !== undefined) ended.close(closeCode(code), reason);
-      else decision.cancel();
+      binding.closed(code, reason);
     });
     // No handler for "error": a close event follows it. When the peer resets before the
     // socket opens, Deno reports nothing at all: the hub's open deadline releases the slot.

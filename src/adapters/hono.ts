@@ -58,16 +58,15 @@
  */
 
 import type { AcceptedUpgrade, Hub, HubLimits } from "../core/hub.ts";
-import type { SocketEvents } from "../core/transport.ts";
 import {
   badUpgrade,
-  closeCode,
   denoIdleTimeout,
   messageData,
   setProtocol,
   type WebSocketLike,
   webSocketTransport,
 } from "./_web_socket.ts";
+import { SocketBinding } from "./_binding.ts";
 import {
   bunMessageData,
   type BunServerOptions,
@@ -248,53 +247,50 @@ function honoEvents(
  * dropped once the socket opens: Hono keeps this object for the socket's whole life
  * (idle memory matters at 10k+). Hono calls these as methods of the object.
  */
-class HonoSocketEvents implements HonoWSEvents {
+class HonoSocketEvents extends SocketBinding implements HonoWSEvents {
   readonly #limits: HubLimits;
-  #decision: AcceptedUpgrade | undefined;
-  #events: SocketEvents | undefined;
 
   constructor(limits: HubLimits, decision: AcceptedUpgrade) {
+    super(decision);
     this.#limits = limits;
-    this.#decision = decision;
   }
 
   onOpen(_evt: Event, ws: HonoWSContextLike): void {
-    const decision = this.#decision;
-    if (decision === undefined) return;
-    this.#decision = undefined;
+    if (this.decision === undefined) return;
     const raw = ws.raw;
     if (isBunSocket(raw)) {
       const state = new BunTransport().attach(raw);
       bunStates.set(raw, state);
-      this.#events = state.events = decision.open(state);
+      this.opened(state);
+      state.events = this.events; // withBunBackpressure hands Bun's frames to it directly
     } else if (isNodeSocket(raw)) {
       // Hono forwards messages and the close; pongs come from the socket itself.
-      const events = decision.open(new NodeTransport(raw, raw._socket!, this.#limits));
-      listenNodeSocket(raw, events, false);
-      this.#events = events;
+      this.opened(new NodeTransport(raw, raw._socket!, this.#limits));
+      if (this.events !== undefined) listenNodeSocket(raw, this.events, false);
     } else {
       const socket = raw as WebSocketLike;
       socket.binaryType = "arraybuffer";
-      this.#events = decision.open(webSocketTransport(socket, this.#limits));
+      this.opened(webSocketTransport(socket, this.#limits));
     }
   }
 
   onMessage(evt: MessageEvent, ws: HonoWSContextLike): void {
     const raw = evt.data;
-    const data = isBunSocket(ws.raw) && typeof raw !== "string"
-      ? bunMessageData(raw as ArrayBuffer)
-      : messageData(raw);
-    if (data instanceof Promise) data.then((d) => this.#events?.message(d));
-    else this.#events?.message(data);
+    this.received(
+      isBunSocket(ws.raw) && typeof raw !== "string"
+        ? bunMessageData(raw as ArrayBuffer)
+        : messageData(raw),
+    );
   }
 
   onClose(evt: CloseEvent, ws: HonoWSContextLike): void {
-    const ended = this.#events;
-    this.#events = undefined; // the runtime may keep the socket, and this object, alive
-    if (ended !== undefined) ended.close(closeCode(evt.code), evt.reason);
-    else this.#decision?.cancel();
-    this.#decision = undefined;
-    if (typeof ws.raw === "object" && ws.raw !== null) bunStates.delete(ws.raw);
+    this.closed(evt.code, evt.reason);
+    const raw = ws.raw;
+    if (typeof raw === "object" && raw !== null) {
+      const state = bunStates.get(raw);
+      if (state !== undefined) state.events = undefined;
+      bunStates.delete(raw);
+    }
   }
 }
 

@@ -129,10 +129,11 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   /** No room, one room (most connections: a Set costs ~250 bytes), or a Set of several. */
   #rooms: string | Set<string> | undefined;
   #state = OPEN;
-  #closeCode = 0;
-  #closeReason = "";
-  /** Why the server closed it (a value passed from where the close happened, never parsed). */
-  #closeCause = "";
+  /**
+   * How it closed, once it is closing: one object made at close instead of three fields on
+   * every connection (idle memory: on Bun each field of a connection costs ~20 bytes).
+   */
+  #closeInfo: { code: number; reason: string; cause: string } | undefined;
   readonly #transport: Transport;
   readonly #owner: ConnectionOwner;
   /** Created when a frame must wait; dropped again once an idle connection's queue is empty. */
@@ -145,8 +146,11 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   /** The writer waiting on backpressure: how to stop it, and its promise. */
   #writer: { abort: AbortController; done: Promise<void> | undefined } | undefined;
   #lastSeen: number;
-  /** @internal The hub's bookkeeping for this connection (limiter, backlog, auth deadline). */
-  [kState]: ConnState | undefined = undefined;
+  /**
+   * @internal The hub's bookkeeping for this connection (limiter, backlog, auth deadline),
+   * added on first use: connections that never need it carry no slot for it.
+   */
+  declare [kState]: ConnState | undefined;
 
   /**
    * Connections are created by the hub; app code receives them in hooks.
@@ -191,12 +195,12 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
 
   /** The close code once closed (0 while open). */
   get closeCode(): number {
-    return this.#closeCode;
+    return this.#closeInfo?.code ?? 0;
   }
 
   /** The close reason once closed. */
   get closeReason(): string {
-    return this.#closeReason;
+    return this.#closeInfo?.reason ?? "";
   }
 
   /** Bytes waiting in this connection's send queue (not counting the socket's own buffer). */
@@ -230,7 +234,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   sendRaw(frame: Frame): void {
     if (this.#state !== OPEN) throw new ConnectionClosedError();
     if (!this[kDeliver](frame)) {
-      throw this.#closeCode === CloseCode.SLOW_CLIENT
+      throw this.#closeInfo?.code === CloseCode.SLOW_CLIENT
         ? new SlowClientError()
         : new ConnectionClosedError();
     }
@@ -266,7 +270,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     assertCloseArgs(code, reason, "server");
     if (this.#state !== OPEN) return;
     this.#state = CLOSING;
-    if (this.#closeCause === "") this.#closeCause = "server";
+    this.#closeInfo ??= { code: 0, reason: "", cause: "server" };
     if (code === CloseCode.SLOW_CLIENT) this.#queue?.clear();
     else this.#sendQueued();
     this.#finish(code, reason);
@@ -277,7 +281,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
    */
   [kCloseWith](code: number, reason: string, cause: string): void {
     if (this.#state !== OPEN) return;
-    this.#closeCause = cause;
+    this.#closeInfo = { code: 0, reason: "", cause };
     this.close(code, reason);
   }
 
@@ -288,7 +292,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   async [kDrainClose](code: number, reason: string, drainMs: number): Promise<void> {
     if (this.#state !== OPEN) return;
     this.#state = CLOSING;
-    this.#closeCause = "shutdown";
+    this.#closeInfo = { code: 0, reason: "", cause: "shutdown" };
     if (this.#writer === undefined) this.#sendQueued();
     if (this.#queued() > 0 && this.#writer === undefined) this.#startWriter();
     const writer = this.#writer?.done;
@@ -373,10 +377,17 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
   /** @internal The socket closed or the hub tore the connection down. Idempotent. */
   [kTeardown](code: number, reason: string): void {
     if (this.#state === CLOSED) return;
-    const cause = this.#state === CLOSING ? this.#closeCause || "server" : "client";
+    const info = this.#state === CLOSING && this.#closeInfo !== undefined
+      ? this.#closeInfo
+      : (this.#closeInfo = {
+        code: 0,
+        reason: "",
+        cause: this.#state === CLOSING ? "server" : "client",
+      });
+    const cause = info.cause;
     this.#state = CLOSED;
-    this.#closeCode = code;
-    this.#closeReason = reason;
+    info.code = code;
+    info.reason = reason;
     this.#writer?.abort.abort();
     this.#queue?.clear();
     this.#queue?.close();
@@ -468,7 +479,7 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     if (this.#state === OPEN) {
       // Not reading: drop it rather than queue a close frame behind its backlog.
       this.#state = CLOSING;
-      this.#closeCause = "slow_client";
+      this.#closeInfo = { code: 0, reason: "", cause: "slow_client" };
       this.#queue?.clear();
       this.#finish(CloseCode.SLOW_CLIENT, "slow client", true);
     }

@@ -13,6 +13,18 @@ import type {
 } from "./history_store.ts";
 import type { Hooks } from "./hooks.ts";
 import type { Registry } from "./registry.ts";
+import type { BackplaneBridge } from "./backplane_bridge.ts";
+import type { Counters } from "./counters.ts";
+import { exceptIds, fanout, names } from "./fanout.ts";
+import type {
+  HistoryMessage,
+  HubHistory,
+  HubHistoryOptions,
+  PublishOptions,
+  PublishResult,
+} from "./hub_options.ts";
+import type { Target } from "../protocol/target.ts";
+import { utf8Length } from "../protocol/envelope.ts";
 import { isThenable } from "./hooks.ts";
 import { kDeliver, kState, stateOf } from "./_internal.ts";
 
@@ -43,20 +55,120 @@ export interface Published extends HistoryPosition {
 
 const DEFAULT_POLICY: Required<HistoryPolicy> = { maxMessages: 100, maxAgeMs: 600_000 };
 
+/** What the history part is made with. */
+export interface HistoryOptions {
+  option: HistoryOption;
+  store: HistoryStore;
+  registry: Registry;
+  hooks: Hooks;
+  counters: Counters;
+  bridge: BackplaneBridge;
+  /** Charge the sender of the frame being handled for deliveries (the fan-out budget). */
+  charge(deliveries: number): void;
+}
+
 /** One hub's history part. */
 export class History {
   readonly #option: HistoryOption;
   readonly #store: HistoryStore;
   readonly #registry: Registry;
   readonly #hooks: Hooks;
+  readonly #counters: Counters;
+  readonly #bridge: BackplaneBridge;
+  readonly #charge: (deliveries: number) => void;
   /** Per room, the tail of appends in flight (an async store): delivery stays in order. */
   readonly #tails = new Map<string, Promise<unknown>>();
 
-  constructor(option: HistoryOption, store: HistoryStore, registry: Registry, hooks: Hooks) {
-    this.#option = option;
-    this.#store = store;
-    this.#registry = registry;
-    this.#hooks = hooks;
+  constructor(o: HistoryOptions) {
+    this.#option = o.option;
+    this.#store = o.store;
+    this.#registry = o.registry;
+    this.#hooks = o.hooks;
+    this.#counters = o.counters;
+    this.#bridge = o.bridge;
+    this.#charge = o.charge;
+  }
+
+  /**
+   * An emit whose target names history rooms: one frame per history room (with its offset)
+   * to that room's members, and the plain frame to the rest of the target. `undefined` when
+   * no room of the target keeps a history (the caller takes the plain path).
+   */
+  emit(type: string, frame: string, target: Target): number | undefined {
+    const rooms = names(target.rooms)!;
+    let kept: Map<string, Required<HistoryPolicy>> | undefined;
+    for (const room of rooms) {
+      const policy = this.policyOf(room);
+      if (policy !== undefined) (kept ??= new Map()).set(room, policy);
+    }
+    if (kept === undefined) return undefined;
+    const except = target.except === undefined ? undefined : exceptIds(target.except);
+    const counters = this.#counters;
+    counters.n.emits++;
+    let delivered = 0;
+    for (const [room, policy] of kept) {
+      let p: Published | Promise<Published>;
+      try {
+        p = this.#append(room, policy, frame, except);
+      } catch (error) {
+        this.#hooks.report(error, "emit"); // the store failed: nobody got it
+        continue;
+      }
+      if (isThenable(p)) {
+        p.then((r) => this.#sent(type, room, r, except), (e) => this.#hooks.report(e, "emit"));
+      } else {
+        this.#sent(type, room, p, except);
+        delivered += p.delivered;
+      }
+    }
+    // The rest of the target gets the plain frame, but not the history rooms' members.
+    const rest: Target = { ...target, rooms: rooms.filter((r) => !kept.has(r)) };
+    if (
+      (rest.rooms as string[]).length > 0 || rest.users !== undefined || rest.clients !== undefined
+    ) {
+      const skip = new Set(except);
+      for (const room of kept.keys()) {
+        for (const conn of this.#registry.rooms.get(room) ?? []) skip.add(conn.id);
+      }
+      this.#bridge.publish(frame, rest);
+      const n = fanout(this.#registry, frame, { ...rest, except: skip });
+      counters.countOut(type, n, utf8Length(frame));
+      this.#charge(n);
+      delivered += n;
+    }
+    return delivered;
+  }
+
+  /** See `Hub.publish()`: stored, then delivered (here and, through the bridge, elsewhere). */
+  async publish(
+    room: string,
+    frame: string,
+    type: string,
+    except: PublishOptions["except"],
+  ): Promise<PublishResult> {
+    const policy = this.policyOf(room)!;
+    const ids = except === undefined ? undefined : exceptIds(except);
+    const p = await this.#append(room, policy, frame, ids);
+    this.#bridge.publish(p.frame, { rooms: room, except: ids });
+    this.#counters.countEmit(type, p.delivered, utf8Length(p.frame));
+    return { epoch: p.epoch, offset: p.offset, delivered: p.delivered };
+  }
+
+  /** See `Hub.history()`. */
+  async history(room: string, options: HubHistoryOptions): Promise<HubHistory> {
+    const read = await this.read(room, this.policyOf(room)!, options);
+    return {
+      epoch: read.epoch,
+      offset: read.offset,
+      messages: read.entries.map((e) => JSON.parse(e.frame) as HistoryMessage),
+    };
+  }
+
+  /** An emit's frame for one history room went out: to other replicas, counted, charged. */
+  #sent(type: string, room: string, p: Published, except: readonly string[] | undefined): void {
+    this.#bridge.publish(p.frame, { rooms: room, except });
+    this.#counters.countOut(type, p.delivered, utf8Length(p.frame));
+    this.#charge(p.delivered);
   }
 
   /** `room`'s bounds, or `undefined` when it keeps no history. */
@@ -82,11 +194,11 @@ export class History {
   }
 
   /**
-   * Append an emit to `room`'s stream and deliver it to the room's members (but `except`).
+   * Append a message to `room`'s stream and deliver it to the room's members (but `except`).
    * Synchronous with a synchronous store; otherwise a promise, delivered in offset order.
    * @param frame The envelope as encoded (without room and offset).
    */
-  publish(
+  #append(
     room: string,
     policy: Required<HistoryPolicy>,
     frame: string,

@@ -16,18 +16,16 @@ import { describeHub } from "./_describe_hub.ts";
 import type { BackplaneHealth, BackplaneStats } from "./backplane.ts";
 import { BackplaneBridge } from "./backplane_bridge.ts";
 import { CloseCode } from "./close_codes.ts";
-import { Connection, type ConnectionOwner } from "./connection.ts";
+import type { Connection, ConnectionOwner } from "./connection.ts";
 import { Counters } from "./counters.ts";
 import { Dispatcher } from "./dispatch.ts";
-import { exceptIds, fanout, names } from "./fanout.ts";
-import { History, type Published } from "./history.ts";
-import { type HistoryPolicy, MemoryHistoryStore } from "./history_store.ts";
-import { isThenable } from "./hooks.ts";
+import { fanout } from "./fanout.ts";
+import { History } from "./history.ts";
+import { MemoryHistoryStore } from "./history_store.ts";
 import { FlushScheduler } from "./flush_scheduler.ts";
 import { Hooks } from "./hooks.ts";
 import type {
   Clock,
-  HistoryMessage,
   HubCloseOptions,
   HubHistory,
   HubHistoryOptions,
@@ -48,17 +46,11 @@ import { Keepalive } from "./keepalive.ts";
 import { type HubLimits, resolveLimits } from "./limits.ts";
 import { Registry } from "./registry.ts";
 import type { Frame } from "./send_queue.ts";
-import type { SocketEvents, Transport } from "./transport.ts";
-import { Admission, type OpenInit } from "./upgrade.ts";
+import { Admission } from "./upgrade.ts";
+import { Lifecycle } from "./lifecycle.ts";
 import { resolveRateLimit } from "./_rate_limit.ts";
-import { kCloseWith, kDrainClose, kState, stateOf } from "./_internal.ts";
-import {
-  BATCH_PROTOCOL,
-  BUILTIN_TYPES,
-  encodeEnvelope,
-  ServerEvent,
-  utf8Length,
-} from "../protocol/envelope.ts";
+import { kCloseWith, kDrainClose } from "./_internal.ts";
+import { BUILTIN_TYPES, encodeEnvelope, utf8Length } from "../protocol/envelope.ts";
 
 export * from "./hub_options.ts";
 export type { HubLimits, Target };
@@ -98,9 +90,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   readonly #inbound: Inbound;
   readonly #admission: Admission;
   readonly #keepalive: Keepalive;
-  readonly #owner: ConnectionOwner;
-  readonly #receive = (conn: Connection, data: string | Uint8Array): void =>
-    this.#inbound.receive(conn, data);
+  readonly #lifecycle: Lifecycle;
   readonly #batchFraming: boolean;
   /** The history part, when the app keeps any (`history` option). */
   readonly #history: History | undefined;
@@ -146,12 +136,15 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
             "on offsets)",
         );
       }
-      this.#history = new History(
-        options.history,
-        options.historyStore ?? new MemoryHistoryStore({ now: () => clock.now() }),
+      this.#history = new History({
+        option: options.history,
+        store: options.historyStore ?? new MemoryHistoryStore({ now: () => clock.now() }),
         registry,
         hooks,
-      );
+        counters,
+        bridge: this.#bridge,
+        charge: (n) => this.#inbound.charge(n),
+      });
     }
     const dispatcher = this.#dispatcher = new Dispatcher<Msg>({
       options,
@@ -161,7 +154,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       hooks,
       counters,
       userHeld: (userId) => this.#admission.userHeld(userId),
-      authenticated: (conn) => this.#stopAuthTimer(conn),
+      authenticated: (conn) => this.#lifecycle.stopAuthTimer(conn),
       history: this.#history,
     });
     this.#inbound = new Inbound({
@@ -183,17 +176,30 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       counters,
       hooks,
       isClosed: () => this.#closed,
-      open: (transport, init) => this.#open(transport, init),
+      open: (transport, init) => this.#lifecycle.open(transport, init),
     });
     this.#keepalive = new Keepalive(clock, limits, registry.clients);
-    this.#owner = {
+    const owner: ConnectionOwner = {
       join: (conn, room) => registry.join(conn, room),
       leave: (conn, room) => registry.leave(conn, room),
       markDirty: (conn) => this.#flush.markDirty(conn),
-      closed: (conn, code, reason, cause) => this.#removed(conn, code, reason, cause),
+      closed: (conn, code, reason, cause) => this.#lifecycle.removed(conn, code, reason, cause),
       now: () => clock.now(),
       limits,
     };
+    this.#lifecycle = new Lifecycle({
+      options,
+      clock,
+      owner,
+      registry,
+      keepalive: this.#keepalive,
+      counters,
+      dispatcher,
+      admission: this.#admission,
+      inbound: this.#inbound,
+      hooks,
+      receive: (conn, data) => this.#inbound.receive(conn, data),
+    });
   }
 
   // ---------------------------------------------------------------- counts
@@ -379,7 +385,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   emit(type: string, data: unknown, target?: Target): number {
     const frame = encodeEnvelope(type, data, this.#clock.now());
     if (this.#history !== undefined && target?.rooms !== undefined) {
-      const n = this.#emitHistory(type, frame, target);
+      const n = this.#history.emit(type, frame, target);
       if (n !== undefined) return n;
     }
     this.#bridge.publish(frame, target);
@@ -428,8 +434,9 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    * @param type The event type.
    * @param data The payload (JSON-serialisable).
    * @param options Who to skip (`except`).
-   * @returns The message's epoch and offset, and how many local connections got it.
-   * @throws {TypeError} If the room keeps no history, or `data` cannot be serialised.
+   * @returns The message's epoch and offset, and how many local connections got it. Rejects
+   *   with a `TypeError` if the room keeps no history or `data` cannot be serialised, and with
+   *   the store's error if it failed (then nobody got the message).
    * @example
    * ```ts
    * import { Hub } from "@hubbub/hubbub";
@@ -439,24 +446,19 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    * await hub.close();
    * ```
    */
-  async publish(
+  publish(
     room: string,
     type: string,
     data: unknown,
     options: PublishOptions = {},
   ): Promise<PublishResult> {
-    const policy = this.#history?.policyOf(room);
-    if (policy === undefined) {
-      throw new TypeError(
-        `Cannot publish: room "${room}" keeps no history (see the history option)`,
-      );
+    try {
+      const history = this.#historyPart("publish", room);
+      const frame = encodeEnvelope(type, data, this.#clock.now());
+      return history.publish(room, frame, type, options.except);
+    } catch (error) {
+      return Promise.reject(error); // a promise API: refusals reject, never throw
     }
-    const frame = encodeEnvelope(type, data, this.#clock.now());
-    const except = options.except === undefined ? undefined : exceptIds(options.except);
-    const p = await this.#history!.publish(room, policy, frame, except);
-    this.#bridge.publish(p.frame, { rooms: room, except });
-    this.#counters.countEmit(type, p.delivered, utf8Length(p.frame));
-    return { epoch: p.epoch, offset: p.offset, delivered: p.delivered };
   }
 
   /**
@@ -465,75 +467,24 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    * @param room A room that keeps a history.
    * @param options `limit`: at most this many (the latest); `since`: only after this offset.
    * @returns The epoch, the latest offset and the messages (envelopes as sent, oldest first).
-   * @throws {TypeError} If the room keeps no history.
+   *   Rejects with a `TypeError` if the room keeps no history.
    */
-  async history(room: string, options: HubHistoryOptions = {}): Promise<HubHistory> {
-    const policy = this.#history?.policyOf(room);
-    if (policy === undefined) {
-      throw new TypeError(`Cannot read history: room "${room}" keeps no history`);
+  history(room: string, options: HubHistoryOptions = {}): Promise<HubHistory> {
+    try {
+      return this.#historyPart("read history", room).history(room, options);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    const read = await this.#history!.read(room, policy, options);
-    return {
-      epoch: read.epoch,
-      offset: read.offset,
-      messages: read.entries.map((e) => JSON.parse(e.frame) as HistoryMessage),
-    };
   }
 
-  /**
-   * An emit whose target names history rooms: one frame per history room (with its offset)
-   * to that room's members, and the plain frame to the rest of the target. `undefined` when
-   * no room of the target keeps a history.
-   */
-  #emitHistory(type: string, frame: string, target: Target): number | undefined {
-    const history = this.#history!;
-    const rooms = names(target.rooms)!;
-    let kept: Map<string, Required<HistoryPolicy>> | undefined;
-    for (const room of rooms) {
-      const policy = history.policyOf(room);
-      if (policy !== undefined) (kept ??= new Map()).set(room, policy);
+  /** The history part, or a TypeError for a hub (or room) that keeps none. */
+  #historyPart(action: string, room: string): History {
+    if (this.#history === undefined || this.#history.policyOf(room) === undefined) {
+      throw new TypeError(
+        `Cannot ${action}: room "${room}" keeps no history (see the history option)`,
+      );
     }
-    if (kept === undefined) return undefined;
-    const except = target.except === undefined ? undefined : exceptIds(target.except);
-    const counters = this.#counters;
-    counters.n.emits++;
-    let delivered = 0;
-    const sent = (room: string, p: Published) => {
-      this.#bridge.publish(p.frame, { rooms: room, except });
-      counters.countOut(type, p.delivered, utf8Length(p.frame));
-      this.#inbound.charge(p.delivered);
-    };
-    for (const [room, policy] of kept) {
-      let p: Published | Promise<Published>;
-      try {
-        p = history.publish(room, policy, frame, except);
-      } catch (error) {
-        this.#hooks.report(error, "emit"); // the store failed: nobody got it
-        continue;
-      }
-      if (isThenable(p)) {
-        p.then((r) => sent(room, r), (error) => this.#hooks.report(error, "emit"));
-      } else {
-        sent(room, p);
-        delivered += p.delivered;
-      }
-    }
-    // The rest of the target gets the plain frame, but not the history rooms' members.
-    const rest: Target = { ...target, rooms: rooms.filter((r) => !kept.has(r)) };
-    if (
-      (rest.rooms as string[]).length > 0 || rest.users !== undefined || rest.clients !== undefined
-    ) {
-      const skip = new Set(except);
-      for (const room of kept.keys()) {
-        for (const conn of this.#registry.rooms.get(room) ?? []) skip.add(conn.id);
-      }
-      this.#bridge.publish(frame, rest);
-      const n = fanout(this.#registry, frame, { ...rest, except: skip });
-      counters.countOut(type, n, utf8Length(frame));
-      this.#inbound.charge(n);
-      delivered += n;
-    }
-    return delivered;
+    return this.#history;
   }
 
   /** Fan a frame out locally; count it, charge its sender, tell observers. */
@@ -574,100 +525,6 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    */
   upgrade(request: Request, options: UpgradeOptions = {}): Promise<UpgradeDecision> {
     return this.#admission.upgrade(request, options);
-  }
-
-  /** A socket opened: make it a connection, index it, greet it, run the connect hook. */
-  #open(transport: Transport, init: OpenInit): SocketEvents {
-    const conn = new Connection({
-      id: crypto.randomUUID(),
-      userId: init.userId,
-      metadata: init.metadata,
-      request: init.request,
-      transport,
-      owner: this.#owner,
-      batch: init.request.protocol === BATCH_PROTOCOL,
-    });
-    this.#registry.add(conn);
-    this.#keepalive.start();
-    const counters = this.#counters;
-    counters.n.opened++;
-    if (counters.observers.size > 0) {
-      counters.notify({
-        kind: "connect",
-        clientId: conn.id,
-        userId: conn.userId,
-        at: this.#clock.now(),
-      });
-    }
-    const authTimeout = this.#options.authTimeoutMs;
-    if (authTimeout !== undefined && conn.userId === undefined) {
-      stateOf(conn).authTimer = this.#clock.setTimeout(() => {
-        conn[kState]!.authTimer = undefined;
-        if (conn.userId === undefined) {
-          conn[kCloseWith](CloseCode.UNAUTHENTICATED, "authentication timeout", "auth_timeout");
-        }
-      }, authTimeout);
-    }
-    this.#dispatcher.reply(
-      conn,
-      ServerEvent.ESTABLISHED,
-      conn.userId === undefined
-        ? { clientId: conn.id }
-        : { clientId: conn.id, userId: conn.userId },
-    );
-    const events = this.#admission.events(conn, this.#receive);
-    const onConnect = this.#options.onConnect;
-    if (onConnect !== undefined) {
-      // Hold inbound frames until the connect hook has decided.
-      this.#inbound.hold(conn);
-      const decided = (ok: boolean) => {
-        if (ok) return this.#inbound.release(conn);
-        this.#inbound.forget(conn);
-        conn[kCloseWith](CloseCode.POLICY_VIOLATION, "connection refused", "connect_refused");
-      };
-      const pending = this.#hooks.call(() => onConnect(conn), (r) => decided(r !== false), (e) => {
-        this.#hooks.report(e, "connect");
-        decided(false);
-      });
-      if (pending !== undefined) this.#hooks.track(pending);
-    }
-    return events;
-  }
-
-  /** A connection closed (either side): drop it everywhere, count it, run the disconnect hook. */
-  #removed(conn: Connection, code: number, reason: string, cause: string): void {
-    if (!this.#registry.remove(conn)) return;
-    this.#admission.closed(conn);
-    this.#inbound.forget(conn);
-    this.#stopAuthTimer(conn);
-    const counters = this.#counters;
-    counters.countClose(cause);
-    if (counters.observers.size > 0) {
-      counters.notify({
-        kind: "disconnect",
-        clientId: conn.id,
-        userId: conn.userId,
-        code,
-        reason,
-        cause,
-        at: this.#clock.now(),
-      });
-    }
-    if (this.#registry.clients.size === 0) this.#keepalive.stop();
-    const onDisconnect = this.#options.onDisconnect;
-    if (onDisconnect === undefined) return;
-    // Deferred: the close may have fired inside a fan-out loop (Bun closes synchronously).
-    this.#hooks.track(
-      Promise.resolve().then(() => onDisconnect(conn, { code, reason })),
-      "disconnect",
-    );
-  }
-
-  #stopAuthTimer(conn: Connection): void {
-    const state = conn[kState];
-    if (state?.authTimer === undefined) return;
-    this.#clock.clearTimeout(state.authTimer);
-    state.authTimer = undefined;
   }
 
   // ---------------------------------------------------------------- observability
