@@ -50,3 +50,15 @@ export function stateOf(conn: { [kState]: ConnState | undefined }): ConnState {
     recovering: undefined,
   };
 }
+
+/**
+ * Let go of a connection's bookkeeping once nothing is left in it (frames released, auth
+ * deadline stopped, recovery done): idle connections keep no object for it.
+ */
+export function settleState(conn: { [kState]: ConnState | undefined }): void {
+  const s = conn[kState];
+  if (
+    s !== undefined && s.limiter === undefined && s.backlog === undefined &&
+    s.authTimer === undefined && (s.recovering === undefined || s.recovering.size === 0)
+  ) conn[kState] = undefined;
+}

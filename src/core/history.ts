@@ -26,7 +26,7 @@ import type {
 import type { Target } from "../protocol/target.ts";
 import { utf8Length } from "../protocol/envelope.ts";
 import { isThenable } from "./hooks.ts";
-import { kDeliver, kState, stateOf } from "./_internal.ts";
+import { kDeliver, kState, settleState, stateOf } from "./_internal.ts";
 
 /** The app's choice of which rooms keep a history, and how much. */
 export type HistoryOption = (room: string) => HistoryPolicy | undefined | null | false;
@@ -237,6 +237,7 @@ export class History {
     (state.recovering ??= new Map()).set(room, held);
     const done = (read: HistoryRead) => {
       state.recovering?.delete(room);
+      settleState(conn);
       if (conn.state !== "open") return;
       const recovered = recover !== undefined && recover.epoch === read.epoch && read.complete;
       reply({
@@ -261,6 +262,7 @@ export class History {
     };
     const failed = (error: unknown) => {
       state.recovering?.delete(room);
+      settleState(conn);
       fail(error);
     };
     let read: HistoryRead | Promise<HistoryRead>;

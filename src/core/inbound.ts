@@ -11,7 +11,7 @@ import type { FrameInfo, FrameWrapper } from "./hub_stats.ts";
 import type { Clock, InboundMessage } from "./hub_options.ts";
 import type { HubLimits } from "./limits.ts";
 import { RateLimiter, type RateLimitSettings, Verdict } from "./_rate_limit.ts";
-import { type Backlog, kCloseWith, kState, stateOf } from "./_internal.ts";
+import { type Backlog, kCloseWith, kState, settleState, stateOf } from "./_internal.ts";
 import { utf8Length } from "../protocol/envelope.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
 
@@ -102,12 +102,15 @@ export class Inbound {
       }
     }
     state!.backlog = undefined;
+    settleState(conn);
   }
 
   /** Drop what `conn` has held (it closed, or its connect hook refused it). */
   forget(conn: Connection): void {
     const state = conn[kState];
-    if (state !== undefined) state.backlog = undefined;
+    if (state === undefined) return;
+    state.backlog = undefined;
+    settleState(conn);
   }
 
   /** Charge the sender of the frame being handled for `deliveries` (its emit's fan-out). */

@@ -13,7 +13,7 @@ import type { Keepalive } from "./keepalive.ts";
 import type { Registry } from "./registry.ts";
 import type { SocketEvents, Transport } from "./transport.ts";
 import type { Admission, OpenInit } from "./upgrade.ts";
-import { kCloseWith, kState, stateOf } from "./_internal.ts";
+import { kCloseWith, kState, settleState, stateOf } from "./_internal.ts";
 import { BATCH_PROTOCOL, ServerEvent } from "../protocol/envelope.ts";
 
 /** The parts a connection's life touches. */
@@ -69,6 +69,7 @@ export class Lifecycle {
     if (authTimeout !== undefined && conn.userId === undefined) {
       stateOf(conn).authTimer = this.#o.clock.setTimeout(() => {
         conn[kState]!.authTimer = undefined;
+        settleState(conn);
         if (conn.userId === undefined) {
           conn[kCloseWith](CloseCode.UNAUTHENTICATED, "authentication timeout", "auth_timeout");
         }
@@ -139,5 +140,6 @@ export class Lifecycle {
     if (state?.authTimer === undefined) return;
     this.#o.clock.clearTimeout(state.authTimer);
     state.authTimer = undefined;
+    settleState(conn);
   }
 }
