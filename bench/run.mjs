@@ -354,11 +354,24 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  */
 const windowsFound = {};
 
+/**
+ * The reference whose window a target reuses: its group's first reference (bun-corked,
+ * deno-loop, node-corked), so that a ratio compares both at the same window; a noisy probe
+ * once gave a target a quarter of its reference's window and the ratio measured that, not the
+ * server. Targets with a subprotocol (batched framing) are a different delivery mode and keep
+ * their own probe; references probe for themselves.
+ */
+function referenceOf(target) {
+  const ref = references[target.group]?.[0];
+  if (ref === undefined || ref === target.name || target.subprotocol !== undefined) return undefined;
+  return targets.some((t) => t.name === ref) ? ref : undefined;
+}
+
 /** One server process, one load-client process running `names` in order. */
 async function runSession(target, names) {
   const phases = names.map((name) => {
     const p = { name, ...PHASES[name] };
-    const w = windowsFound[target.name]?.[name];
+    const w = windowsFound[target.name]?.[name] ?? windowsFound[referenceOf(target)]?.[name];
     if (p.kind === "throughput" && p.window === 0 && w) {
       Object.assign(p, { window: w, group: Math.max(1, w >> 1) });
     }
@@ -628,11 +641,12 @@ function legend(results) {
     `  publisher sends W/2 more in one write whenever W/2 have reached every client. ` +
     (WINDOW
       ? `W = ${WINDOW} (--window).`
-      : `W is found per target and N in the first run (doubled from ${PHASES.tp1k.windowStart} while deliveries/s improves`),
+      : `W is found per reference and N in the first run (doubled from ${PHASES.tp1k.windowStart} while deliveries/s improves`),
     ...(WINDOW ? [] : [
       `  by >= 5 %, until two doublings gain less, at most ${WINDOW_MAX}, and above 16 never more than ` +
       `${PHASES.tp1k.maxInFlightS} s of the server's`,
-      `  deliveries in flight; the fastest window probed is used) and reused in later runs.`,
+      `  deliveries in flight; the fastest window probed is used) and reused in later runs. A target`,
+      `  compared with a reference runs at that reference's window (batched-framing targets probe their own).`,
     ]),
     `  Measured for ${tp.duration} s after ${tp.warmup} s warm-up.`,
     `- × runtime ref: deliveries/s over the reference's from the same invocation (Bun targets vs bun-corked`,
