@@ -363,7 +363,9 @@ const windowsFound = {};
  */
 function referenceOf(target) {
   const ref = references[target.group]?.[0];
-  if (ref === undefined || ref === target.name || target.subprotocol !== undefined) return undefined;
+  if (ref === undefined || ref === target.name || target.subprotocol !== undefined) {
+    return undefined;
+  }
   return targets.some((t) => t.name === ref) ? ref : undefined;
 }
 
