@@ -286,7 +286,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    * @param options A schema for this type.
    * @returns The hub, for chaining.
    * @throws {TypeError} For a built-in type (`ping`, `subscribe`, `unsubscribe`,
-   *   `authenticate`), an empty type, or a type that already has a handler.
+   *   `authenticate`, and `history` on a hub that keeps history), an empty type, or a type
+   *   that already has a handler.
    * @example
    * ```ts
    * import { Hub, MessageError } from "@hubbub/hubbub";
@@ -307,7 +308,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     if (typeof type !== "string" || type === "") {
       throw new TypeError("Cannot register handler: type must be a non-empty string");
     }
-    if (BUILTIN_TYPES.has(type)) {
+    if (BUILTIN_TYPES.has(type) || (type === "history" && this.#history !== undefined)) {
       throw new TypeError(`Cannot register handler: "${type}" is a built-in message type`);
     }
     const handlers = this.#dispatcher.handlers;

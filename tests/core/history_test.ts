@@ -293,3 +293,9 @@ test("MemoryHistoryStore trims by count and age, and a stream that emptied start
   assert.notEqual(b.epoch, a.epoch, "everything aged out: a new stream");
   assert.equal(b.offset, 1);
 });
+
+test("On a hub that keeps history, history is a built-in: hub.on refuses it; elsewhere it is an app type", () => {
+  assert.throws(() => hubWith().on("history", () => {}), TypeError);
+  const plain = new Hub();
+  assert.equal(plain.on("history", () => 1), plain);
+});
