@@ -142,11 +142,11 @@ export class History {
   /** See `Hub.publish()`: stored, then delivered (here and, through the bridge, elsewhere). */
   async publish(
     room: string,
+    policy: Required<HistoryPolicy>,
     frame: string,
     type: string,
     except: PublishOptions["except"],
   ): Promise<PublishResult> {
-    const policy = this.policyOf(room)!;
     const ids = except === undefined ? undefined : exceptIds(except);
     const p = await this.#append(room, policy, frame, ids);
     this.#bridge.publish(p.frame, { rooms: room, except: ids });
@@ -155,8 +155,12 @@ export class History {
   }
 
   /** See `Hub.history()`. */
-  async history(room: string, options: HubHistoryOptions): Promise<HubHistory> {
-    const read = await this.read(room, this.policyOf(room)!, options);
+  async history(
+    room: string,
+    policy: Required<HistoryPolicy>,
+    options: HubHistoryOptions,
+  ): Promise<HubHistory> {
+    const read = await this.read(room, policy, options);
     return {
       epoch: read.epoch,
       offset: read.offset,

@@ -21,7 +21,7 @@ import { Counters } from "./counters.ts";
 import { Dispatcher } from "./dispatch.ts";
 import { fanout } from "./fanout.ts";
 import { History } from "./history.ts";
-import { MemoryHistoryStore } from "./history_store.ts";
+import { type HistoryPolicy, MemoryHistoryStore } from "./history_store.ts";
 import { FlushScheduler } from "./flush_scheduler.ts";
 import { Hooks } from "./hooks.ts";
 import type {
@@ -454,9 +454,9 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     options: PublishOptions = {},
   ): Promise<PublishResult> {
     try {
-      const history = this.#historyPart("publish", room);
+      const [history, policy] = this.#historyPart("publish", room);
       const frame = encodeEnvelope(type, data, this.#clock.now());
-      return history.publish(room, frame, type, options.except);
+      return history.publish(room, policy, frame, type, options.except);
     } catch (error) {
       return Promise.reject(error); // a promise API: refusals reject, never throw
     }
@@ -472,20 +472,22 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    */
   history(room: string, options: HubHistoryOptions = {}): Promise<HubHistory> {
     try {
-      return this.#historyPart("read history", room).history(room, options);
+      const [history, policy] = this.#historyPart("read history", room);
+      return history.history(room, policy, options);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
   /** The history part, or a TypeError for a hub (or room) that keeps none. */
-  #historyPart(action: string, room: string): History {
-    if (this.#history === undefined || this.#history.policyOf(room) === undefined) {
+  #historyPart(action: string, room: string): [History, Required<HistoryPolicy>] {
+    const policy = this.#history?.policyOf(room);
+    if (policy === undefined) {
       throw new TypeError(
         `Cannot ${action}: room "${room}" keeps no history (see the history option)`,
       );
     }
-    return this.#history;
+    return [this.#history!, policy];
   }
 
   /** Fan a frame out locally; count it, charge its sender, tell observers. */
