@@ -209,7 +209,8 @@ export class History {
     except: readonly string[] | undefined,
   ): Published | Promise<Published> {
     const head = frame.slice(0, -1) + ',"room":' + JSON.stringify(room) + ',"offset":';
-    const appended = () => this.#store.append(room, (n) => head + n + "}", policy, except);
+    const appended = () =>
+      this.#store.append(room, except === undefined ? { head } : { head, except }, policy);
     const tail = this.#tails.get(room);
     if (tail === undefined) {
       const entry = appended();

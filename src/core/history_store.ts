@@ -7,6 +7,8 @@
  * @module
  */
 
+import type { MemoryBus } from "./backplane.ts";
+
 /** How much of a room's stream to keep. */
 export interface HistoryPolicy {
   /**
@@ -60,6 +62,24 @@ export interface HistoryReadOptions {
   limit?: number;
 }
 
+/** One message to append to a room's stream (see {@linkcode HistoryStore.append}). */
+export interface HistoryAppend {
+  /** The frame as sent is `head + offset + "}"`: the envelope up to its offset's digits. */
+  readonly head: string;
+  /** Client ids it is not for (the emit's `except`): not sent nor replayed to them. */
+  readonly except?: readonly string[];
+  /**
+   * For a store that publishes (see {@linkcode HistoryStore.publishes}): the bus message
+   * to publish atomically with the append, to `channel`, as
+   * `payload + offset + ',"e":' + JSON.stringify(epoch) + "}"`. Published in offset order, so
+   * every replica sees the room's offsets in the order they were assigned.
+   */
+  readonly publish?: { readonly channel: string; readonly payload: string };
+}
+
+/** An appended entry, with its stream's epoch. */
+export type HistoryAppended = HistoryEntry & { readonly epoch: string };
+
 /**
  * Where rooms' streams live. Every method may answer synchronously (a memory
  * store) or with a promise (a store over the network); a failure is a thrown
@@ -67,15 +87,20 @@ export interface HistoryReadOptions {
  */
 export interface HistoryStore {
   /**
-   * Append one message to `room`'s stream, atomically assigning the next offset:
-   * `frameAt(offset)` builds the frame as sent with that offset. Trims by `policy`.
+   * Whether `append` publishes `message.publish` itself, atomically with the append (a store
+   * shared by replicas, such as Redis). Otherwise the hub publishes after the append, and
+   * replicas put a room's offsets back in order themselves.
+   */
+  readonly publishes?: boolean;
+  /**
+   * Append one message to `room`'s stream, atomically assigning the next offset (one more
+   * than the stream's latest; 1 in a new stream, which gets a new epoch). Trims by `policy`.
    */
   append(
     room: string,
-    frameAt: (offset: number) => string,
+    message: HistoryAppend,
     policy: Required<HistoryPolicy>,
-    except?: readonly string[],
-  ): HistoryEntry & { readonly epoch: string } | Promise<HistoryEntry & { readonly epoch: string }>;
+  ): HistoryAppended | Promise<HistoryAppended>;
   /** Read `room`'s stream (trimmed by `policy` first). */
   read(
     room: string,
@@ -91,6 +116,11 @@ export interface MemoryHistoryStoreOptions {
    * @default {Date.now}
    */
   now?: () => number;
+  /**
+   * Replicas in one process (tests, or several hubs on one {@linkcode MemoryBus}): the store
+   * publishes each append to this bus itself, in offset order, like a Redis store does.
+   */
+  bus?: MemoryBus;
 }
 
 interface Stream {
@@ -126,6 +156,9 @@ interface Stream {
 export class MemoryHistoryStore implements HistoryStore {
   readonly #streams = new Map<string, Stream>();
   readonly #now: () => number;
+  readonly #bus: MemoryBus | undefined;
+  /** Whether appends are published to the store's bus (see the `bus` option). */
+  readonly publishes: boolean;
 
   /**
    * Create an empty store.
@@ -133,6 +166,8 @@ export class MemoryHistoryStore implements HistoryStore {
    */
   constructor(options: MemoryHistoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
+    this.#bus = options.bus;
+    this.publishes = options.bus !== undefined;
   }
 
   /** Rooms with a stream. */
@@ -143,17 +178,11 @@ export class MemoryHistoryStore implements HistoryStore {
   /**
    * See {@linkcode HistoryStore.append}.
    * @param room The room.
-   * @param frameAt Builds the frame for an offset.
+   * @param message The frame's head, its `except`, what to publish.
    * @param policy Bounds.
-   * @param except Client ids it is not for.
    * @returns The entry, with the stream's epoch.
    */
-  append(
-    room: string,
-    frameAt: (offset: number) => string,
-    policy: Required<HistoryPolicy>,
-    except?: readonly string[],
-  ): HistoryEntry & { readonly epoch: string } {
+  append(room: string, message: HistoryAppend, policy: Required<HistoryPolicy>): HistoryAppended {
     const now = this.#now();
     let stream = this.#trimmed(room, policy, now);
     if (stream === undefined) {
@@ -161,12 +190,23 @@ export class MemoryHistoryStore implements HistoryStore {
       this.#streams.set(room, stream);
     }
     const offset = stream.last + 1;
+    const except = message.except;
+    const frame = message.head + offset + "}";
     const entry: HistoryEntry = except === undefined || except.length === 0
-      ? { offset, frame: frameAt(offset), at: now }
-      : { offset, frame: frameAt(offset), at: now, except };
+      ? { offset, frame, at: now }
+      : { offset, frame, at: now, except };
     stream.last = offset;
     stream.entries.push(entry);
     if (stream.entries.length > policy.maxMessages) stream.entries.shift();
+    const publish = message.publish;
+    if (this.#bus !== undefined && publish !== undefined) {
+      const payload = publish.payload + offset + ',"e":' + JSON.stringify(stream.epoch) + "}";
+      try {
+        this.#bus._publish(publish.channel, payload);
+      } catch {
+        // The bus is down: stored, and other replicas repair from the store (a gap).
+      }
+    }
     return { ...entry, epoch: stream.epoch };
   }
 

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import {
   CloseCode,
-  type HistoryEntry,
+  type HistoryAppend,
+  type HistoryAppended,
   type HistoryPolicy,
   type HistoryRead,
   type HistoryReadOptions,
@@ -222,11 +223,10 @@ class SlowStore implements HistoryStore {
   readonly #inner = new MemoryHistoryStore();
   append(
     room: string,
-    frameAt: (offset: number) => string,
+    message: HistoryAppend,
     policy: Required<HistoryPolicy>,
-    except?: readonly string[],
-  ): Promise<HistoryEntry & { epoch: string }> {
-    const e = this.#inner.append(room, frameAt, policy, except);
+  ): Promise<HistoryAppended> {
+    const e = this.#inner.append(room, message, policy);
     return new Promise((r) => setTimeout(() => r(e), 1));
   }
   read(
@@ -282,14 +282,14 @@ test("MemoryHistoryStore trims by count and age, and a stream that emptied start
   let now = 0;
   const store = new MemoryHistoryStore({ now: () => now });
   const policy = { maxMessages: 3, maxAgeMs: 100 };
-  const a = store.append("r", (n) => `f${n}`, policy);
-  for (let i = 0; i < 4; i++) store.append("r", (n) => `f${n}`, policy);
+  const a = store.append("r", { head: "f" }, policy);
+  for (let i = 0; i < 4; i++) store.append("r", { head: "f" }, policy);
   const read = store.read("r", { after: 1 }, policy);
   assert.deepEqual(read.entries.map((e) => e.offset), [3, 4, 5]);
   assert.equal(read.complete, false, "2 was trimmed by count");
   assert.equal(store.read("r", { after: 2 }, policy).complete, true);
   now = 1000;
-  const b = store.append("r", (n) => `f${n}`, policy);
+  const b = store.append("r", { head: "f" }, policy);
   assert.notEqual(b.epoch, a.epoch, "everything aged out: a new stream");
   assert.equal(b.offset, 1);
 });
