@@ -22,6 +22,7 @@
 
 export * from "./src/core/hub.ts";
 export * from "./src/core/history_store.ts";
+export * from "./src/core/presence_store.ts";
 export * from "./src/core/standard_schema.ts";
 export * from "./src/core/backplane.ts";
 export * from "./src/core/hub_stats.ts";
