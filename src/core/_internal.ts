@@ -39,6 +39,11 @@ export interface ConnState {
   authTimer: unknown;
   /** History rooms being recovered: their live messages, held until the replay is out. */
   recovering?: Map<string, HistoryEntry[]>;
+  /**
+   * History rooms whose subscribe position is past what this replica has handed out: offsets
+   * up to it are skipped for this connection (it got them in its replay).
+   */
+  floors?: Map<string, number>;
 }
 
 /** The hub's bookkeeping for a connection, created on first use. */
@@ -59,6 +64,7 @@ export function settleState(conn: { [kState]: ConnState | undefined }): void {
   const s = conn[kState];
   if (
     s !== undefined && s.limiter === undefined && s.backlog === undefined &&
-    s.authTimer === undefined && (s.recovering === undefined || s.recovering.size === 0)
+    s.authTimer === undefined && (s.recovering === undefined || s.recovering.size === 0) &&
+    (s.floors === undefined || s.floors.size === 0)
   ) conn[kState] = undefined;
 }

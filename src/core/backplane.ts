@@ -83,6 +83,13 @@ export interface BackplaneEnvelope {
   f: string;
   /** 1 when `f` is base64 of a binary frame. */
   b?: 1;
+  /**
+   * A history room's entry: its offset. Then `f` is the frame up to the offset's digits (the
+   * frame is `f + n + "}"`), `t.r` names exactly that room, and `e` is the stream's epoch.
+   */
+  n?: number;
+  /** A history room's entry: its stream's epoch. */
+  e?: string;
 }
 
 /** The in-process bus behind {@linkcode MemoryBackplane}: hubs sharing one bus act as one. */

@@ -26,6 +26,15 @@ export interface BridgeOptions {
   hooks: Hooks;
 }
 
+/** One entry of a history room's stream, as another replica's store published it. */
+export interface HistoryArrival {
+  offset: number;
+  epoch: string;
+  frame: string;
+  at: number;
+  except?: readonly string[];
+}
+
 /** One hub's backplane bridge (inert without a backplane). */
 export class BackplaneBridge {
   readonly nodeId: string = crypto.randomUUID();
@@ -39,6 +48,12 @@ export class BackplaneBridge {
   readonly #channels = new Set<string>();
   #seen = new Set<string>();
   #seenOld = new Set<string>();
+  /** Entries of history rooms from other replicas go here (the history part), not to fanout. */
+  onHistory:
+    | ((room: string, entry: HistoryArrival) => void)
+    | undefined = undefined;
+  /** The bus is healthy again after an outage (the history part repairs its rooms). */
+  onRestored: (() => void) | undefined = undefined;
   /** Resolves once started and subscribed to broadcasts (see `Hub.ready`). */
   readonly ready: Promise<void>;
 
@@ -139,6 +154,41 @@ export class BackplaneBridge {
     }
   }
 
+  /**
+   * The bus message for one entry of history room `room`, up to its offset's digits (see
+   * `HistoryAppend.publish`): `undefined` without a backplane. The envelope's `f` is the frame
+   * up to its offset (`head`), `n` the offset and `e` the epoch; a signed one's MAC covers it
+   * up to `"n":` (a store publishes it, and only the store knows the offset).
+   */
+  historyMessage(
+    room: string,
+    head: string,
+    except: readonly string[] | undefined,
+  ): { channel: string; payload: string } | undefined {
+    if (this.#bp === undefined) return undefined;
+    const t: BackplaneEnvelope["t"] = { r: [room] };
+    if (except !== undefined && except.length > 0) t.x = [...except];
+    const json = JSON.stringify({ v: 1, o: this.nodeId, i: crypto.randomUUID(), t, f: head });
+    const prefix = json.slice(0, -1) + ',"n":';
+    const payload = this.#signer === undefined ? prefix : this.#signer.signText(prefix) + "." +
+      prefix;
+    return { channel: this.channel("room", room), payload };
+  }
+
+  /** Publish a history entry whose store does not publish (see {@linkcode historyMessage}). */
+  publishAppended(
+    message: { channel: string; payload: string },
+    entry: { readonly offset: number; readonly epoch: string },
+  ): void {
+    const bp = this.#bp;
+    if (bp === undefined) return;
+    this.#counts.published++;
+    const payload = message.payload + entry.offset + ',"e":' + JSON.stringify(entry.epoch) + "}";
+    bp.publish(message.channel, payload).catch(() => {
+      this.#counts.publishFailed++;
+    });
+  }
+
   /** Stop: close the backplane (after it started). */
   async close(): Promise<void> {
     if (this.#bp === undefined) return;
@@ -150,7 +200,9 @@ export class BackplaneBridge {
     return bp.start(
       (_channel, payload) => this.#received(payload),
       (health) => {
+        const was = this.#health.ok;
         this.#health = health;
+        if (health.ok && !was) this.onRestored?.();
       },
     ).then(() => {
       // `ready` means subscribed to broadcasts: await that subscription too.
@@ -169,7 +221,10 @@ export class BackplaneBridge {
     // receive loop (that would drop the messages behind it in the same read).
     try {
       const frame = this.#open(payload);
-      if (frame !== undefined) fanout(this.#registry, frame.frame, frame.target);
+      if (frame === undefined) return;
+      if (frame.entry !== undefined) {
+        this.onHistory?.(frame.target.rooms as string, frame.entry);
+      } else fanout(this.#registry, frame.frame, frame.target);
     } catch (error) {
       this.#counts.malformed++;
       this.#hooks.report(error, "backplane");
@@ -177,15 +232,19 @@ export class BackplaneBridge {
   }
 
   /** Check and unwrap one payload; `undefined` (counted) when it is not to be delivered. */
-  #open(payload: string): { frame: Frame; target: Target } | undefined {
+  #open(
+    payload: string,
+  ): { frame: Frame; target: Target; entry?: HistoryArrival } | undefined {
     if (typeof payload !== "string") return this.#malformed();
     let json = payload;
     if (this.#signer !== undefined) {
       const dot = payload.indexOf(".");
-      if (dot !== 43 || !this.#signer.verifyText(payload.slice(44), payload.slice(0, 43))) {
-        return this.#malformed();
-      }
+      if (dot !== 43) return this.#malformed();
       json = payload.slice(44);
+      // A history entry's MAC covers it up to its offset (the store adds offset and epoch).
+      const n = json.lastIndexOf(',"n":');
+      const signed = n === -1 ? json : json.slice(0, n + 5);
+      if (!this.#signer.verifyText(signed, payload.slice(0, 43))) return this.#malformed();
     }
     let env: unknown;
     try {
@@ -213,6 +272,14 @@ export class BackplaneBridge {
     }
     this.#counts.received++;
     const t = env.t;
+    if (env.n !== undefined) {
+      // One entry of a history room's stream: `f` is the frame up to its offset.
+      const full = (frame as string) + env.n + "}";
+      const entry: HistoryArrival = t.x === undefined
+        ? { offset: env.n, epoch: env.e!, frame: full, at: 0 }
+        : { offset: env.n, epoch: env.e!, frame: full, at: 0, except: t.x };
+      return { frame: full, target: { rooms: t.r![0] }, entry };
+    }
     const target: Target = t.a === 1 ? {} : { rooms: t.r, users: t.u, clients: t.c };
     if (t.x !== undefined) target.except = t.x;
     return { frame, target };
@@ -243,6 +310,12 @@ function isEnvelope(e: unknown): e is BackplaneEnvelope {
   if (t.a !== undefined && t.a !== 1) return false;
   for (const k of ["r", "u", "c", "x"]) {
     if (t[k] !== undefined && !isStringArray(t[k])) return false;
+  }
+  if (env.n !== undefined || env.e !== undefined) {
+    // A history entry: one room, a positive offset, an epoch, a text frame.
+    return Number.isSafeInteger(env.n) && (env.n as number) > 0 && isId(env.e) &&
+      env.b === undefined && t.a === undefined && t.u === undefined && t.c === undefined &&
+      Array.isArray(t.r) && t.r.length === 1;
   }
   return t.a === 1 || t.r !== undefined || t.u !== undefined || t.c !== undefined;
 }

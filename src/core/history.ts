@@ -5,6 +5,8 @@
 // live ones, with frames that arrive meanwhile held back and de-duplicated by offset.
 import type { Connection } from "./connection.ts";
 import type {
+  HistoryAppend,
+  HistoryAppended,
   HistoryEntry,
   HistoryPolicy,
   HistoryPosition,
@@ -17,6 +19,7 @@ import type { BackplaneBridge } from "./backplane_bridge.ts";
 import type { Counters } from "./counters.ts";
 import { exceptIds, fanout, names } from "./fanout.ts";
 import type {
+  Clock,
   HistoryMessage,
   HubHistory,
   HubHistoryOptions,
@@ -27,6 +30,7 @@ import type { Target } from "../protocol/target.ts";
 import { utf8Length } from "../protocol/envelope.ts";
 import { isThenable } from "./hooks.ts";
 import { kDeliver, kState, settleState, stateOf } from "./_internal.ts";
+import { CloseCode } from "./close_codes.ts";
 
 /** The app's choice of which rooms keep a history, and how much. */
 export type HistoryOption = (room: string) => HistoryPolicy | undefined | null | false;
@@ -55,6 +59,9 @@ export interface Published extends HistoryPosition {
 
 const DEFAULT_POLICY: Required<HistoryPolicy> = { maxMessages: 100, maxAgeMs: 600_000 };
 
+/** How long a replica waits for a missing offset to arrive before it reads it from the store. */
+export const GAP_GRACE_MS = 50;
+
 /** What the history part is made with. */
 export interface HistoryOptions {
   option: HistoryOption;
@@ -63,8 +70,29 @@ export interface HistoryOptions {
   hooks: Hooks;
   counters: Counters;
   bridge: BackplaneBridge;
+  clock: Clock;
   /** Charge the sender of the frame being handled for deliveries (the fan-out budget). */
   charge(deliveries: number): void;
+}
+
+/** One message of a room's stream as it reaches this replica (appended here or elsewhere). */
+export interface Arrival extends HistoryEntry {
+  readonly epoch: string;
+}
+
+/**
+ * Where this replica is in one room's stream: every offset up to `last` has been handed to the
+ * room's local members (or is behind their subscribe position). Later offsets that arrived
+ * early wait in `pending` until the ones before them arrive or are read from the store.
+ */
+interface Cursor {
+  /** `undefined` while the room's first subscriber reads its position (arrivals wait). */
+  epoch: string | undefined;
+  last: number;
+  pending: Map<number, Arrival>;
+  /** The grace timer before a repair read, or the repair in flight. */
+  timer: unknown;
+  repairing: boolean;
 }
 
 /** One hub's history part. */
@@ -75,9 +103,12 @@ export class History {
   readonly #hooks: Hooks;
   readonly #counters: Counters;
   readonly #bridge: BackplaneBridge;
+  readonly #clock: Clock;
   readonly #charge: (deliveries: number) => void;
-  /** Per room, the tail of appends in flight (an async store): delivery stays in order. */
-  readonly #tails = new Map<string, Promise<unknown>>();
+  /** Per history room with local members, this replica's position in its stream. */
+  readonly #cursors = new Map<string, Cursor>();
+  /** Repairs started (gap reads) and rooms closed with 4004: for tests and stats. */
+  readonly repairs = { reads: 0, lost: 0 };
 
   constructor(o: HistoryOptions) {
     this.#option = o.option;
@@ -86,6 +117,7 @@ export class History {
     this.#hooks = o.hooks;
     this.#counters = o.counters;
     this.#bridge = o.bridge;
+    this.#clock = o.clock;
     this.#charge = o.charge;
   }
 
@@ -115,9 +147,9 @@ export class History {
         continue;
       }
       if (isThenable(p)) {
-        p.then((r) => this.#sent(type, room, r, except), (e) => this.#hooks.report(e, "emit"));
+        p.then((r) => this.#sent(type, r), (e) => this.#hooks.report(e, "emit"));
       } else {
-        this.#sent(type, room, p, except);
+        this.#sent(type, p);
         delivered += p.delivered;
       }
     }
@@ -139,7 +171,7 @@ export class History {
     return delivered;
   }
 
-  /** See `Hub.publish()`: stored, then delivered (here and, through the bridge, elsewhere). */
+  /** See `Hub.publish()`: stored, then delivered (here and, through the bus, elsewhere). */
   async publish(
     room: string,
     policy: Required<HistoryPolicy>,
@@ -149,7 +181,6 @@ export class History {
   ): Promise<PublishResult> {
     const ids = except === undefined ? undefined : exceptIds(except);
     const p = await this.#append(room, policy, frame, ids);
-    this.#bridge.publish(p.frame, { rooms: room, except: ids });
     this.#counters.countEmit(type, p.delivered, utf8Length(p.frame));
     return { epoch: p.epoch, offset: p.offset, delivered: p.delivered };
   }
@@ -168,9 +199,8 @@ export class History {
     };
   }
 
-  /** An emit's frame for one history room went out: to other replicas, counted, charged. */
-  #sent(type: string, room: string, p: Published, except: readonly string[] | undefined): void {
-    this.#bridge.publish(p.frame, { rooms: room, except });
+  /** An emit's frame for one history room went out: counted, charged. */
+  #sent(type: string, p: Published): void {
     this.#counters.countOut(type, p.delivered, utf8Length(p.frame));
     this.#charge(p.delivered);
   }
@@ -198,8 +228,9 @@ export class History {
   }
 
   /**
-   * Append a message to `room`'s stream and deliver it to the room's members (but `except`).
-   * Synchronous with a synchronous store; otherwise a promise, delivered in offset order.
+   * Append a message to `room`'s stream, publish it to the other replicas (the store does, in
+   * offset order, when it can) and deliver it to the room's local members (but `except`).
+   * Synchronous with a synchronous store; otherwise a promise.
    * @param frame The envelope as encoded (without room and offset).
    */
   #append(
@@ -209,19 +240,200 @@ export class History {
     except: readonly string[] | undefined,
   ): Published | Promise<Published> {
     const head = frame.slice(0, -1) + ',"room":' + JSON.stringify(room) + ',"offset":';
-    const appended = () =>
-      this.#store.append(room, except === undefined ? { head } : { head, except }, policy);
-    const tail = this.#tails.get(room);
-    if (tail === undefined) {
-      const entry = appended();
-      if (!isThenable(entry)) return this.#deliver(room, entry, except);
-      return this.#chain(room, entry.then((e) => this.#deliver(room, e, except)));
+    const store = this.#store;
+    const bus = this.#bridge.historyMessage(room, head, except);
+    const message: HistoryAppend = {
+      head,
+      ...(except === undefined ? {} : { except }),
+      ...(bus === undefined || !store.publishes ? {} : { publish: bus }),
+    };
+    const appended = store.append(room, message, policy);
+    const sent = (e: HistoryAppended): Published => {
+      // A store that does not publish: the hub does, after the append (replicas reorder).
+      if (bus !== undefined && !store.publishes) this.#bridge.publishAppended(bus, e);
+      return {
+        epoch: e.epoch,
+        offset: e.offset,
+        delivered: this.arrived(room, e),
+        frame: e.frame,
+      };
+    };
+    return isThenable(appended) ? appended.then(sent) : sent(appended);
+  }
+
+  /**
+   * A message of `room`'s stream reached this replica (appended here, or from the bus): hand
+   * it to the local members in offset order, once. An offset that jumps waits briefly for the
+   * ones before it, then they are read from the store. Returns the connections it reached now.
+   */
+  arrived(room: string, e: Arrival): number {
+    let c = this.#cursors.get(room);
+    if (c === undefined) {
+      const members = this.#registry.rooms.get(room);
+      if (members === undefined || members.size === 0) return 0;
+      // Its first subscriber is reading its position: wait for it. Otherwise (members joined
+      // by the server) the stream starts here for them.
+      let reading = false;
+      for (const conn of members) if (conn[kState]?.recovering?.has(room)) reading = true;
+      c = newCursor(reading ? undefined : e.epoch, reading ? 0 : e.offset - 1);
+      this.#cursors.set(room, c);
     }
-    // An append is in flight for this room: go after it, so offsets are delivered in order.
-    return this.#chain(
-      room,
-      tail.then(() => appended()).then((e) => this.#deliver(room, e, except)),
-    );
+    if (c.epoch === undefined) {
+      c.pending.set(e.offset, e);
+      return 0;
+    }
+    if (e.epoch !== c.epoch) {
+      // The stream was lost (a store restarted without its data): positions here are void.
+      this.#lost(room, c, undefined);
+      c.epoch = e.epoch;
+      c.last = 0;
+    }
+    if (e.offset <= c.last) return 0; // already handed out
+    if (e.offset > c.last + 1) {
+      c.pending.set(e.offset, e);
+      this.#repairSoon(room, c, GAP_GRACE_MS);
+      return 0;
+    }
+    const n = this.#handOut(room, e);
+    c.last = e.offset;
+    this.#drain(room, c);
+    return n;
+  }
+
+  /** Hand out what waited behind `c.last`; repair later if a gap remains. */
+  #drain(room: string, c: Cursor): void {
+    let next = c.pending.get(c.last + 1);
+    while (next !== undefined) {
+      c.pending.delete(next.offset);
+      this.#handOut(room, next);
+      c.last = next.offset;
+      next = c.pending.get(c.last + 1);
+    }
+    if (c.pending.size === 0) return;
+    for (const offset of c.pending.keys()) if (offset <= c.last) c.pending.delete(offset);
+    if (c.pending.size > 0) this.#repairSoon(room, c, GAP_GRACE_MS);
+  }
+
+  #repairSoon(room: string, c: Cursor, ms: number): void {
+    if (c.timer !== undefined || c.repairing) return;
+    c.timer = this.#clock.setTimeout(() => {
+      c.timer = undefined;
+      this.#repair(room, c);
+    }, ms);
+  }
+
+  /** Read what this replica missed of `room` from the store, and hand it out in order. */
+  #repair(room: string, c: Cursor): void {
+    const policy = this.policyOf(room);
+    if (policy === undefined || this.#cursors.get(room) !== c || c.epoch === undefined) return;
+    c.repairing = true;
+    this.repairs.reads++;
+    const done = (r: HistoryRead) => {
+      c.repairing = false;
+      if (this.#cursors.get(room) !== c) return;
+      if (r.epoch !== c.epoch || !r.complete) {
+        // Lost (another epoch) or trimmed before this replica could read it: cannot repair.
+        this.#lost(room, c, undefined);
+        c.epoch = r.epoch;
+        c.last = r.offset;
+        for (const offset of c.pending.keys()) if (offset <= c.last) c.pending.delete(offset);
+      } else {
+        for (const e of r.entries) {
+          if (e.offset <= c.last) continue;
+          this.#handOut(room, e);
+          c.last = e.offset;
+        }
+      }
+      this.#drain(room, c);
+    };
+    const failed = (error: unknown) => {
+      c.repairing = false;
+      this.#hooks.report(error, "history");
+      if (this.#cursors.get(room) !== c) return;
+      // The store cannot say what was missed: the members here reconnect and recover.
+      this.#lost(room, c, undefined);
+      this.#forget(room, c);
+    };
+    let r: HistoryRead | Promise<HistoryRead>;
+    try {
+      r = this.#store.read(room, { after: c.last }, policy);
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    if (isThenable(r)) r.then(done, failed);
+    else done(r);
+  }
+
+  /**
+   * The bus came back after an outage: what was published meanwhile may be lost to this
+   * replica, and no later message may come to show the gap. Read every room's stream now.
+   */
+  restored(): void {
+    for (const [room, c] of this.#cursors) {
+      if (c.timer !== undefined) this.#clock.clearTimeout(c.timer);
+      c.timer = undefined;
+      if (!c.repairing) this.#repair(room, c);
+    }
+  }
+
+  /** `room` has no local member left (or the hub closes): drop this replica's position. */
+  left(room: string): void {
+    const c = this.#cursors.get(room);
+    if (c !== undefined) this.#forget(room, c);
+  }
+
+  /** Stop every timer (the hub closes). */
+  close(): void {
+    for (const [room, c] of this.#cursors) this.#forget(room, c);
+  }
+
+  #forget(room: string, c: Cursor): void {
+    if (c.timer !== undefined) this.#clock.clearTimeout(c.timer);
+    c.timer = undefined;
+    this.#cursors.delete(room);
+  }
+
+  /**
+   * This replica cannot keep `room`'s stream whole for its members: close them with 4004
+   * (reconnect and recover: they learn `recovered: false` or get what the store still has).
+   * Members still reading their position (and `keep`) stay: their read answers for them.
+   */
+  #lost(room: string, c: Cursor, keep: Connection | undefined): void {
+    this.repairs.lost++;
+    c.pending.clear();
+    for (const conn of [...(this.#registry.rooms.get(room) ?? [])]) {
+      if (conn === keep || conn[kState]?.recovering?.has(room)) continue;
+      conn.close(CloseCode.INSUFFICIENT_STATE, "history of " + clipRoom(room) + " was lost");
+    }
+  }
+
+  /** Deliver one entry to the room's local members, holding it for those recovering. */
+  #handOut(room: string, e: HistoryEntry): number {
+    let delivered = 0;
+    const members = this.#registry.rooms.get(room);
+    if (members === undefined) return 0;
+    const except = e.except;
+    for (const conn of members) {
+      if (except !== undefined && except.includes(conn.id)) continue;
+      const state = conn[kState];
+      if (state !== undefined) {
+        const held = state.recovering?.get(room);
+        if (held !== undefined) {
+          held.push(e);
+          delivered++;
+          continue;
+        }
+        const floor = state.floors?.get(room);
+        if (floor !== undefined) {
+          if (e.offset <= floor) continue; // its subscribe position was past this one
+          state.floors!.delete(room);
+          settleState(conn);
+        }
+      }
+      if (conn[kDeliver](e.frame)) delivered++;
+    }
+    return delivered;
   }
 
   /**
@@ -239,11 +451,13 @@ export class History {
     // Live frames for this room wait until the replay is out (an async read), in order.
     const held: HistoryEntry[] = [];
     const state = stateOf(conn);
+    state.floors?.delete(room); // from an earlier membership
     (state.recovering ??= new Map()).set(room, held);
     const done = (read: HistoryRead) => {
       state.recovering?.delete(room);
       settleState(conn);
       if (conn.state !== "open") return;
+      const c = this.#position(room, conn, read);
       const recovered = recover !== undefined && recover.epoch === read.epoch && read.complete;
       reply({
         room,
@@ -264,6 +478,12 @@ export class History {
           last = e.offset;
         }
       }
+      // This replica may not have handed out up to here yet: skip those offsets for it.
+      if (last > c.last && conn.state === "open") {
+        const s = stateOf(conn);
+        (s.floors ??= new Map()).set(room, last);
+      }
+      this.#drain(room, c);
     };
     const failed = (error: unknown) => {
       state.recovering?.delete(room);
@@ -290,6 +510,30 @@ export class History {
     return read.then(done, failed);
   }
 
+  /**
+   * This replica's cursor for `room`, set by a subscriber's read: the first one starts it at
+   * the read's position; a read in another epoch means the stream was lost since the cursor
+   * started (the other members here are closed with 4004); a read ahead of it means this
+   * replica has not been handed everything yet (repair soon, unless it arrives).
+   */
+  #position(room: string, conn: Connection, read: HistoryRead): Cursor {
+    let c = this.#cursors.get(room);
+    if (c === undefined) {
+      c = newCursor(read.epoch, read.offset);
+      this.#cursors.set(room, c);
+    } else if (c.epoch === undefined) {
+      c.epoch = read.epoch;
+      c.last = read.offset;
+    } else if (c.epoch !== read.epoch) {
+      this.#lost(room, c, conn);
+      c.epoch = read.epoch;
+      c.last = read.offset;
+    } else if (read.offset > c.last) {
+      this.#repairSoon(room, c, GAP_GRACE_MS);
+    }
+    return c;
+  }
+
   /** The last `limit` messages of `room` (the `history` request and `hub.history()`). */
   read(
     room: string,
@@ -301,36 +545,14 @@ export class History {
       limit: Math.min(options.limit ?? policy.maxMessages, policy.maxMessages),
     }, policy);
   }
+}
 
-  #chain(room: string, p: Promise<Published>): Promise<Published> {
-    const settled = p.then(() => {}, () => {});
-    this.#tails.set(room, settled);
-    settled.then(() => {
-      if (this.#tails.get(room) === settled) this.#tails.delete(room);
-    });
-    return p;
-  }
+function newCursor(epoch: string | undefined, last: number): Cursor {
+  return { epoch, last, pending: new Map(), timer: undefined, repairing: false };
+}
 
-  /** Deliver an appended entry to the room's members, holding it for those recovering. */
-  #deliver(
-    room: string,
-    entry: HistoryEntry & { readonly epoch: string },
-    except: readonly string[] | undefined,
-  ): Published {
-    let delivered = 0;
-    const members = this.#registry.rooms.get(room);
-    if (members !== undefined) {
-      for (const conn of members) {
-        if (except !== undefined && except.includes(conn.id)) continue;
-        const held = conn[kState]?.recovering?.get(room);
-        if (held !== undefined) {
-          held.push(entry);
-          delivered++;
-        } else if (conn[kDeliver](entry.frame)) delivered++;
-      }
-    }
-    return { epoch: entry.epoch, offset: entry.offset, delivered, frame: entry.frame };
-  }
+function clipRoom(room: string): string {
+  return room.length > 64 ? room.slice(0, 64) + "…" : room;
 }
 
 /**

@@ -23,6 +23,13 @@ import { fanout } from "./fanout.ts";
 import { History } from "./history.ts";
 import { type HistoryPolicy, MemoryHistoryStore } from "./history_store.ts";
 import { FlushScheduler } from "./flush_scheduler.ts";
+import { DEFAULT_PRESENCE_TTL_MS, Presence } from "./presence.ts";
+import {
+  MemoryPresenceStore,
+  type PresenceCounts,
+  type PresenceEntry,
+  type UserPresence,
+} from "./presence_store.ts";
 import { Hooks } from "./hooks.ts";
 import type {
   Clock,
@@ -94,6 +101,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
   readonly #batchFraming: boolean;
   /** The history part, when the app keeps any (`history` option). */
   readonly #history: History | undefined;
+  /** The presence part, when the app tracks any (`presence` option). */
+  readonly #presence: Presence | undefined;
   #closed = false;
 
   /**
@@ -115,7 +124,14 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     const registry = this.#registry = new Registry(hooks, {
       onJoin: options.onJoin,
       onLeave: options.onLeave,
-      interest: (kind, name, on) => this.#bridge.interest(kind, name, on),
+      membership: (conn, room, joined) =>
+        joined ? this.#presence?.joined(conn, room) : this.#presence?.left(conn, room),
+      userChanged: (userId) => this.#presence?.userChanged(userId),
+      identified: (conn) => this.#presence?.identified(conn),
+      interest: (kind, name, on) => {
+        this.#bridge.interest(kind, name, on);
+        if (kind === "room" && !on) this.#history?.left(name);
+      },
     });
     this.#bridge = new BackplaneBridge({
       backplane: options.backplane,
@@ -143,9 +159,14 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         hooks,
         counters,
         bridge: this.#bridge,
+        clock,
         charge: (n) => this.#inbound.charge(n),
       });
+      const history = this.#history;
+      this.#bridge.onHistory = (room, entry) => history.arrived(room, entry);
+      this.#bridge.onRestored = () => history.restored();
     }
+    this.#presence = this.#makePresence(options, clock);
     const dispatcher = this.#dispatcher = new Dispatcher<Msg>({
       options,
       limits,
@@ -156,6 +177,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       userHeld: (userId) => this.#admission.userHeld(userId),
       authenticated: (conn) => this.#lifecycle.stopAuthTimer(conn),
       history: this.#history,
+      presence: this.#presence,
     });
     this.#inbound = new Inbound({
       limits,
@@ -286,7 +308,8 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    * @param options A schema for this type.
    * @returns The hub, for chaining.
    * @throws {TypeError} For a built-in type (`ping`, `subscribe`, `unsubscribe`,
-   *   `authenticate`, and `history` on a hub that keeps history), an empty type, or a type
+   *   `authenticate`, `history` on a hub that keeps history, `presence` and `presence.stats` on
+   *   a hub that tracks presence), an empty type, or a type
    *   that already has a handler.
    * @example
    * ```ts
@@ -308,7 +331,10 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     if (typeof type !== "string" || type === "") {
       throw new TypeError("Cannot register handler: type must be a non-empty string");
     }
-    if (BUILTIN_TYPES.has(type) || (type === "history" && this.#history !== undefined)) {
+    if (
+      BUILTIN_TYPES.has(type) || (type === "history" && this.#history !== undefined) ||
+      ((type === "presence" || type === "presence.stats") && this.#presence !== undefined)
+    ) {
       throw new TypeError(`Cannot register handler: "${type}" is a built-in message type`);
     }
     const handlers = this.#dispatcher.handlers;
@@ -488,6 +514,117 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       );
     }
     return [this.#history!, policy];
+  }
+
+  /**
+   * Every replica's members of a presence room.
+   *
+   * @param room A room that tracks presence, not counts-only (see the `presence` option).
+   * @returns Their entries `{clientId, userId?, info?}`, in no particular order. Rejects with a
+   *   `TypeError` if the room tracks no member list, and with the store's error if it failed.
+   * @example
+   * ```ts
+   * import { Hub } from "@hubbub/hubbub";
+   * const hub = new Hub({ presence: (room) => room.startsWith("chat:") });
+   * console.log(await hub.presence("chat:lobby")); // []
+   * console.log(await hub.presenceStats("chat:lobby")); // { clients: 0, users: 0 }
+   * console.log(await hub.userPresence("ada")); // { online: false, connections: 0 }
+   * await hub.close();
+   * ```
+   */
+  presence(room: string): Promise<PresenceEntry[]> {
+    try {
+      const presence = this.#presencePart("list presence", room, true);
+      return Promise.resolve(presence.members(room)).then((m) => [...m]);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * A presence room's counts across replicas, in O(1) (also for counts-only rooms).
+   *
+   * @param room A room that tracks presence.
+   * @returns `{clients, users}`: connections in the room and distinct user ids among them.
+   *   Rejects with a `TypeError` if the room tracks no presence, and with the store's error.
+   */
+  presenceStats(room: string): Promise<PresenceCounts> {
+    try {
+      const presence = this.#presencePart("count presence", room, false);
+      return Promise.resolve(presence.counts(room));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Whether a user is online on any replica, and their open connections (all tabs, all
+   * replicas). Kept for every user on a hub that tracks presence (any `presence` option),
+   * whatever rooms they are in.
+   *
+   * @param userId The user id.
+   * @returns `{online, connections}`. Rejects with a `TypeError` on a hub without a `presence`
+   *   option, and with the store's error if it failed.
+   */
+  userPresence(userId: string): Promise<UserPresence> {
+    const presence = this.#presence;
+    if (presence === undefined) {
+      return Promise.reject(
+        new TypeError("Cannot read user presence: this hub tracks no presence (see presence)"),
+      );
+    }
+    try {
+      return Promise.resolve(presence.user(userId));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The presence part, or a TypeError for a hub (or room) that tracks none. */
+  #presencePart(action: string, room: string, list: boolean): Presence {
+    const policy = this.#presence?.policyOf(room);
+    if (policy === undefined || (list && policy.countsOnly)) {
+      throw new TypeError(
+        `Cannot ${action}: room "${room}" ` +
+          (policy === undefined
+            ? "tracks no presence (see the presence option)"
+            : "keeps presence counts only (use presenceStats)"),
+      );
+    }
+    return this.#presence!;
+  }
+
+  /** Build the presence part (`presence` option), or `undefined`. */
+  #makePresence(options: HubOptions<Msg>, clock: Clock): Presence | undefined {
+    if (options.presence === undefined) return undefined;
+    if (typeof options.presence !== "function") {
+      throw new TypeError("Cannot create hub: presence must be a function of the room name");
+    }
+    if (options.backplane !== undefined && options.presenceStore === undefined) {
+      throw new TypeError(
+        "Cannot create hub: presence with a backplane needs a presenceStore that every replica " +
+          "shares (a MemoryPresenceStore is this process's only)",
+      );
+    }
+    const ttlMs = options.presenceTtlMs ?? DEFAULT_PRESENCE_TTL_MS;
+    if (!(ttlMs >= 1000) || !Number.isFinite(ttlMs)) {
+      throw new RangeError("Cannot create hub: presenceTtlMs must be a number >= 1000");
+    }
+    return new Presence({
+      option: options.presence,
+      store: options.presenceStore ?? new MemoryPresenceStore({ now: () => clock.now() }),
+      registry: this.#registry,
+      hooks: this.#hooks,
+      clock,
+      ttlMs,
+      info: options.presenceInfo,
+      // The plain path (never a history room's stream): local fan-out and the backplane.
+      emit: (type, data, target) => {
+        const frame = encodeEnvelope(type, data, clock.now());
+        this.#bridge.publish(frame, target);
+        this.#emitted(type, frame, utf8Length(frame), target);
+      },
+    });
   }
 
   /** Fan a frame out locally; count it, charge its sender, tell observers. */
@@ -678,10 +815,16 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       for (const conn of conns) conn[kCloseWith](code, reason, "shutdown");
     }
     this.#keepalive.stop();
+    this.#history?.close();
     this.#counters.endStreams();
     this.#flush.cancel();
-    // The backplane's shutdown and every pending hook, at most timeoutMs in all.
-    await this.#hooks.settledWithin(this.#bridge.close(), this.#clock, timeoutMs);
+    // Presence's last writes and leaves (they go through the backplane), then the backplane's
+    // shutdown and every pending hook, at most timeoutMs in all.
+    const presence = this.#presence;
+    const bridgeClosed = presence === undefined
+      ? this.#bridge.close()
+      : presence.close().then(() => this.#bridge.close());
+    await this.#hooks.settledWithin(bridgeClosed, this.#clock, timeoutMs);
   }
 
   /** Same as `close()`. */
