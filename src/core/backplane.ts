@@ -79,8 +79,8 @@ export interface BackplaneEnvelope {
   i: string;
   /** Target: rooms, users, clients, except (client ids), all. */
   t: { r?: string[]; u?: string[]; c?: string[]; x?: string[]; a?: 1 };
-  /** The frame, as text; base64 when `b` is 1. */
-  f: string;
+  /** The frame, as text; base64 when `b` is 1. Absent in a control command (`k`). */
+  f?: string;
   /** 1 when `f` is base64 of a binary frame. */
   b?: 1;
   /**
@@ -90,6 +90,11 @@ export interface BackplaneEnvelope {
   n?: number;
   /** A history room's entry: its stream's epoch. */
   e?: string;
+  /**
+   * A control command instead of a frame, for the connections `t` names on every replica:
+   * `{op: "join" | "leave", room}` or `{op: "disconnect", code, reason}`.
+   */
+  k?: { op: "join" | "leave"; room: string } | { op: "disconnect"; code: number; reason: string };
 }
 
 /** The in-process bus behind {@linkcode MemoryBackplane}: hubs sharing one bus act as one. */

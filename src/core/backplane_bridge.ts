@@ -11,6 +11,7 @@ import type { ChannelKind, Registry } from "./registry.ts";
 import type { Frame } from "./send_queue.ts";
 import { fromBase64, toBase64 } from "./_base64.ts";
 import { Hmac } from "./_hmac.ts";
+import { applyControl, type ControlCommand, parseControl } from "./control.ts";
 
 /** Longest id (node id, envelope id) accepted in an envelope. */
 const MAX_ENVELOPE_ID = 128;
@@ -117,6 +118,23 @@ export class BackplaneBridge {
   publish(frame: Frame, target: Target | undefined): void {
     const bp = this.#bp;
     if (bp === undefined) return;
+    const { t, channels } = this.#route(target);
+    const envelope: BackplaneEnvelope = typeof frame === "string"
+      ? { v: 1, o: this.nodeId, i: crypto.randomUUID(), t, f: frame }
+      : { v: 1, o: this.nodeId, i: crypto.randomUUID(), t, f: toBase64(frame), b: 1 };
+    const json = JSON.stringify(envelope);
+    // Signed: "<43-char base64url MAC>.<json>"; an unsigned hub's JSON.parse refuses it.
+    const payload = this.#signer === undefined ? json : this.#signer.signText(json) + "." + json;
+    for (const channel of channels) {
+      this.#counts.published++;
+      bp.publish(channel, payload).catch(() => {
+        this.#counts.publishFailed++;
+      });
+    }
+  }
+
+  /** A target's envelope field and bus channels (`all` when it names nobody in particular). */
+  #route(target: Target | undefined): { t: BackplaneEnvelope["t"]; channels: string[] } {
     const t: BackplaneEnvelope["t"] = {};
     const channels: string[] = [];
     const rooms = names(target?.rooms);
@@ -139,19 +157,7 @@ export class BackplaneBridge {
       for (const c of clients) channels.push(this.channel("client", c));
     }
     if (target?.except !== undefined) t.x = exceptIds(target.except);
-    if (channels.length === 0) return;
-    const envelope: BackplaneEnvelope = typeof frame === "string"
-      ? { v: 1, o: this.nodeId, i: crypto.randomUUID(), t, f: frame }
-      : { v: 1, o: this.nodeId, i: crypto.randomUUID(), t, f: toBase64(frame), b: 1 };
-    const json = JSON.stringify(envelope);
-    // Signed: "<43-char base64url MAC>.<json>"; an unsigned hub's JSON.parse refuses it.
-    const payload = this.#signer === undefined ? json : this.#signer.signText(json) + "." + json;
-    for (const channel of channels) {
-      this.#counts.published++;
-      bp.publish(channel, payload).catch(() => {
-        this.#counts.publishFailed++;
-      });
-    }
+    return { t, channels };
   }
 
   /**
@@ -189,6 +195,25 @@ export class BackplaneBridge {
     });
   }
 
+  /**
+   * Send a control command to the other replicas, on the channels of `target` (its rooms,
+   * users and clients): each carries it out on its own connections (see `control.ts`).
+   */
+  publishControl(target: Target, command: ControlCommand): void {
+    const bp = this.#bp;
+    if (bp === undefined) return;
+    const { t, channels } = this.#route(target);
+    if (t.a === 1) return; // control always names someone
+    const json = JSON.stringify({ v: 1, o: this.nodeId, i: crypto.randomUUID(), t, k: command });
+    const payload = this.#signer === undefined ? json : this.#signer.signText(json) + "." + json;
+    for (const channel of channels) {
+      this.#counts.published++;
+      bp.publish(channel, payload).catch(() => {
+        this.#counts.publishFailed++;
+      });
+    }
+  }
+
   /** Stop: close the backplane (after it started). */
   async close(): Promise<void> {
     if (this.#bp === undefined) return;
@@ -224,6 +249,8 @@ export class BackplaneBridge {
       if (frame === undefined) return;
       if (frame.entry !== undefined) {
         this.onHistory?.(frame.target.rooms as string, frame.entry);
+      } else if (frame.command !== undefined) {
+        applyControl(this.#registry, frame.target, frame.command);
       } else fanout(this.#registry, frame.frame, frame.target);
     } catch (error) {
       this.#counts.malformed++;
@@ -234,7 +261,9 @@ export class BackplaneBridge {
   /** Check and unwrap one payload; `undefined` (counted) when it is not to be delivered. */
   #open(
     payload: string,
-  ): { frame: Frame; target: Target; entry?: HistoryArrival } | undefined {
+  ):
+    | { frame: Frame; target: Target; entry?: HistoryArrival; command?: ControlCommand }
+    | undefined {
     if (typeof payload !== "string") return this.#malformed();
     let json = payload;
     if (this.#signer !== undefined) {
@@ -254,12 +283,19 @@ export class BackplaneBridge {
     }
     if (!isEnvelope(env)) return this.#malformed();
     if (env.o === this.nodeId) return undefined;
-    let frame: Frame;
-    if (env.b === 1) {
-      const bytes = fromBase64(env.f);
+    let command: ControlCommand | undefined;
+    if (env.k !== undefined) {
+      command = parseControl(env.k);
+      if (command === undefined) return this.#malformed();
+    }
+    let frame: Frame = "";
+    if (command !== undefined) {
+      // A control command: no frame.
+    } else if (env.b === 1) {
+      const bytes = fromBase64(env.f!);
       if (bytes === undefined) return this.#malformed();
       frame = bytes;
-    } else frame = env.f;
+    } else frame = env.f!;
     if (this.#seen.has(env.i) || this.#seenOld.has(env.i)) {
       this.#counts.duplicates++;
       return undefined;
@@ -282,7 +318,7 @@ export class BackplaneBridge {
     }
     const target: Target = t.a === 1 ? {} : { rooms: t.r, users: t.u, clients: t.c };
     if (t.x !== undefined) target.except = t.x;
-    return { frame, target };
+    return command === undefined ? { frame, target } : { frame, target, command };
   }
 
   #malformed(): undefined {
@@ -304,9 +340,13 @@ function isEnvelope(e: unknown): e is BackplaneEnvelope {
   if (typeof e !== "object" || e === null || Array.isArray(e)) return false;
   const env = e as Record<string, unknown>;
   if (env.v !== 1 || !isId(env.o) || !isId(env.i)) return false;
-  if (typeof env.f !== "string" || (env.b !== undefined && env.b !== 1)) return false;
   const t = env.t as Record<string, unknown> | null;
   if (typeof t !== "object" || t === null || Array.isArray(t)) return false;
+  if (env.k !== undefined) {
+    // A control command (checked by parseControl): no frame, and it names someone.
+    if (env.f !== undefined || env.b !== undefined || env.n !== undefined) return false;
+    if (t.a !== undefined) return false;
+  } else if (typeof env.f !== "string" || (env.b !== undefined && env.b !== 1)) return false;
   if (t.a !== undefined && t.a !== 1) return false;
   for (const k of ["r", "u", "c", "x"]) {
     if (t[k] !== undefined && !isStringArray(t[k])) return false;

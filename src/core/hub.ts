@@ -21,6 +21,7 @@ import { Counters } from "./counters.ts";
 import { Dispatcher } from "./dispatch.ts";
 import { fanout } from "./fanout.ts";
 import { History } from "./history.ts";
+import { applyControl, checkControl, type ControlCommand } from "./control.ts";
 import { type HistoryPolicy, MemoryHistoryStore } from "./history_store.ts";
 import { FlushScheduler } from "./flush_scheduler.ts";
 import { DEFAULT_PRESENCE_TTL_MS, Presence } from "./presence.ts";
@@ -387,6 +388,66 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     if (conn === undefined) return false;
     this.#registry.leave(conn, room);
     return true;
+  }
+
+  /**
+   * Put every connection `target` names in `room` (no guard), on every replica: this one at
+   * once, the others through the backplane when the command reaches them. E.g. every tab of a
+   * user, wherever it is connected.
+   * @param target Rooms, users and/or clients (with `except`); it must name someone.
+   * @param room The room name.
+   * @returns How many connections on this replica joined (or already were members).
+   * @throws {TypeError} If the target names nobody or the room is not a non-empty string.
+   * @example
+   * ```ts
+   * import { Hub } from "@hubbub/hubbub";
+   * const hub = new Hub();
+   * hub.joinAll({ users: "ada" }, "team:7"); // every tab of ada, on every replica
+   * await hub.close();
+   * ```
+   */
+  joinAll(target: Target, room: string): number {
+    return this.#control("join", target, { op: "join", room });
+  }
+
+  /**
+   * Take every connection `target` names out of `room`, on every replica (see
+   * {@linkcode Hub.joinAll}).
+   * @param target Rooms, users and/or clients (with `except`); it must name someone.
+   * @param room The room name.
+   * @returns How many connections on this replica it acted on.
+   * @throws {TypeError} If the target names nobody or the room is not a non-empty string.
+   */
+  leaveAll(target: Target, room: string): number {
+    return this.#control("leave", target, { op: "leave", room });
+  }
+
+  /**
+   * Close every connection `target` names, on every replica: log a user out everywhere, or
+   * ban them (together with refusing them in `identify`). Each gets `connection.closed` and
+   * the close code (default 1000, on which the bundled client does not reconnect).
+   * @param target Rooms, users and/or clients (with `except`); it must name someone.
+   * @param options Close code (1000, 1001-1003, 1007-1014 or 3000-4999) and reason.
+   * @returns How many connections on this replica were closed.
+   * @throws {TypeError} If the target names nobody.
+   * @throws {RangeError} If the code or reason is not one a server may send.
+   * @example
+   * ```ts
+   * import { CloseCode, Hub } from "@hubbub/hubbub";
+   * const hub = new Hub();
+   * hub.disconnect({ users: "mallory" }, { code: CloseCode.UNAUTHENTICATED, reason: "banned" });
+   * await hub.close();
+   * ```
+   */
+  disconnect(target: Target, options: { code?: number; reason?: string } = {}): number {
+    const { code = CloseCode.NORMAL, reason = "disconnected by the server" } = options;
+    return this.#control("disconnect", target, { op: "disconnect", code, reason });
+  }
+
+  #control(action: string, target: Target, command: ControlCommand): number {
+    checkControl(action, target, command);
+    this.#bridge.publishControl(target, command);
+    return applyControl(this.#registry, target, command);
   }
 
   // ---------------------------------------------------------------- sending
