@@ -91,6 +91,44 @@ export interface RedisBackplaneOptions {
    * @default {5000}
    */
   startTimeoutMs?: number;
+  /**
+   * Liveness probe: every `probeIntervalMs` the backplane publishes a probe to
+   * its own probe channel (`<channelPrefix>probe:<random id>`, never delivered
+   * to the hub) and expects it back on its subscriber. `0` turns probes off
+   * (health then reflects connection errors only).
+   * @default {2000}
+   */
+  probeIntervalMs?: number;
+  /**
+   * How long a probe may take to come back (ms). Past it, health turns red
+   * (`subscriber: no probe back within … ms`, or `publisher: …` when the
+   * probe's PUBLISH got no reply) and that connection is dropped and made
+   * again (`destroy()` then `connect()`; every channel is subscribed again);
+   * health is green once a probe comes back. A subscription that stops
+   * delivering is caught within `probeIntervalMs + probeTimeoutMs` (7 s by
+   * default).
+   * @default {5000}
+   */
+  probeTimeoutMs?: number;
+  /**
+   * The hub's `channelPrefix`; only used to name the probe channel.
+   * @default {"hubbub:"}
+   */
+  channelPrefix?: string;
+  /**
+   * Coalesce what is published on one channel within one event-loop turn
+   * into one Redis message (see {@linkcode RedisBackplane}, "Batches").
+   * Set `false` while replicas older than batching (which cannot read
+   * batches) still share the bus; every replica reads both forms.
+   * @default {true}
+   */
+  coalesce?: boolean;
+  /**
+   * Longest batch (total string length of its payloads); a channel whose
+   * batch would grow past it is published at once and a new batch begun.
+   * @default {524288}
+   */
+  maxBatchLength?: number;
 }
 
 /**
@@ -140,6 +178,16 @@ export interface RedisConnectOptions {
    * @default {5000}
    */
   startTimeoutMs?: number;
+  /** See {@linkcode RedisBackplaneOptions.probeIntervalMs}. @default {2000} */
+  probeIntervalMs?: number;
+  /** See {@linkcode RedisBackplaneOptions.probeTimeoutMs}. @default {5000} */
+  probeTimeoutMs?: number;
+  /** See {@linkcode RedisBackplaneOptions.channelPrefix}. @default {"hubbub:"} */
+  channelPrefix?: string;
+  /** See {@linkcode RedisBackplaneOptions.coalesce}. @default {true} */
+  coalesce?: boolean;
+  /** See {@linkcode RedisBackplaneOptions.maxBatchLength}. @default {524288} */
+  maxBatchLength?: number;
 }
 
 /**
@@ -186,6 +234,11 @@ export function redisBackplane(options: RedisConnectOptions): RedisBackplane {
   return new RedisBackplane(createClient(clientOptions), createClient(clientOptions), {
     ownClients: true,
     startTimeoutMs: options.startTimeoutMs,
+    probeIntervalMs: options.probeIntervalMs,
+    probeTimeoutMs: options.probeTimeoutMs,
+    channelPrefix: options.channelPrefix,
+    coalesce: options.coalesce,
+    maxBatchLength: options.maxBatchLength,
   });
 }
 
@@ -196,6 +249,91 @@ interface Side {
   readonly listeners: [string, (arg?: unknown) => void][];
 }
 
+/** The payloads published on one channel in this event-loop turn, sent as one message. */
+interface Batch {
+  readonly payloads: string[];
+  length: number;
+  readonly promise: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** A probe sent and not yet seen back. */
+interface Probe {
+  readonly seq: number;
+  readonly sentAt: number;
+  /** The PUBLISH reply arrived (with this many receivers). */
+  receivers: number | undefined;
+}
+
+/**
+ * The first characters of a batch of format version 1. No single hub payload
+ * starts with `!` (they are JSON objects, `{…`, or a base64url MAC, then `.`).
+ */
+export const REDIS_BATCH_PREFIX = "!b1\n";
+
+/**
+ * Encode payloads as one batch message (format version 1): `!b1\n`, then for
+ * each payload in order its length (JavaScript `string.length`, UTF-16 code
+ * units, in decimal), `:`, and the payload itself. `["{\"a\":1}", "x"]` is
+ * `"!b1\n7:{\"a\":1}1:x"`.
+ *
+ * @param payloads The payloads, in order (any strings).
+ * @returns The batch message.
+ */
+export function encodeRedisBatch(payloads: readonly string[]): string {
+  let s = REDIS_BATCH_PREFIX;
+  for (let i = 0; i < payloads.length; i++) s += payloads[i].length + ":" + payloads[i];
+  return s;
+}
+
+/**
+ * Decode one Redis message into its payloads, in order: a batch (see
+ * {@linkcode encodeRedisBatch}) into each payload, anything not starting with
+ * `!` as one payload (a replica that does not batch). What cannot be decoded
+ * (another batch version, a bad length) is handed on as one payload, as is,
+ * so that the receiver counts it as malformed instead of it vanishing.
+ *
+ * @param message A message as read from Redis.
+ * @param each Called with every payload, in order.
+ */
+export function decodeRedisBatch(message: string, each: (payload: string) => void): void {
+  if (message.charCodeAt(0) !== 33 /* ! */ || !message.startsWith(REDIS_BATCH_PREFIX)) {
+    each(message);
+    return;
+  }
+  const end = message.length;
+  let i = REDIS_BATCH_PREFIX.length;
+  while (i < end) {
+    let n = 0;
+    let j = i;
+    for (; j < end; j++) {
+      const c = message.charCodeAt(j);
+      if (c < 48 || c > 57) break;
+      n = n * 10 + (c - 48);
+    }
+    const start = j + 1;
+    if (
+      j === i || j - i > 15 || j >= end || message.charCodeAt(j) !== 58 /* : */ ||
+      start + n > end
+    ) {
+      each(message.slice(i));
+      return;
+    }
+    each(message.slice(start, start + n));
+    i = start + n;
+  }
+}
+
+// setImmediate runs after the I/O callbacks of this turn (every message of one socket read);
+// a microtask would run after each of them on Bun and batch nothing.
+const later: (fn: () => void) => unknown = typeof globalThis.setImmediate === "function"
+  ? globalThis.setImmediate
+  : (fn) => setTimeout(fn, 0);
+const cancelLater: (handle: unknown) => void = typeof globalThis.clearImmediate === "function"
+  ? (h) => globalThis.clearImmediate(h as ReturnType<typeof setImmediate>)
+  : (h) => clearTimeout(h as ReturnType<typeof setTimeout>);
+
 /**
  * A {@linkcode Backplane} over Redis pub/sub, on two clients: one publishes,
  * one is dedicated to subscriptions.
@@ -203,9 +341,31 @@ interface Side {
  * - **Channels**: the hub's channel names are Redis channel names as is
  *   (`hubbub:all`, `hubbub:room:<room>`...). Use the hub's `channelPrefix`
  *   to share one Redis between apps.
+ * - **Batches**: what is published on one channel within one event-loop
+ *   turn (until `setImmediate` runs) goes out as one Redis message, and the
+ *   channels of one turn are pipelined (one write); order per channel is
+ *   kept. A turn's single payload goes out as is. Several become a batch,
+ *   format version 1, `!b1\n` then `<length>:<payload>` per payload (see
+ *   {@linkcode encodeRedisBatch}); the receiving replica decodes it once and
+ *   hands the hub each payload in order. Every replica reads both forms, so
+ *   replicas from before batching can publish to this one; they cannot read
+ *   batches: until they are gone, set `coalesce: false`. A failed batch
+ *   rejects the `publish()` promise of every payload in it.
+ * - **Liveness**: every `probeIntervalMs` (2 s) a probe is published to the
+ *   backplane's own channel (`<channelPrefix>probe:<random id>`, never handed
+ *   to the hub) and must come back within `probeTimeoutMs` (5 s). If not,
+ *   health turns red (`subscriber: no probe back within 5000 ms`; or
+ *   `publisher: …` when the PUBLISH itself got no reply), and that connection
+ *   is dropped and made again (`destroy()`, `connect()`; every held channel
+ *   is subscribed again); health is ok again once a probe comes back. So a
+ *   subscription that stops delivering while its TCP connection stays open
+ *   (a proxy, a load balancer, a failover) is red within 7 s and healed.
+ *   Clients without `destroy()` and `connect()` stay red until a probe
+ *   returns.
  * - **Health**: red with the error text at the first error or disconnect of
- *   either client; ok again once both are ready and every held channel is
- *   subscribed again.
+ *   either client, or a probe not back in time; ok again once both are
+ *   ready, every held channel is subscribed again, and (after a stall) a
+ *   probe came back.
  * - **Outages**: on every (re)connect of the subscriber, each channel held is
  *   unsubscribed and subscribed again on the new connection, with one shared
  *   listener (never two deliveries of a message); channels dropped during the
@@ -213,8 +373,9 @@ interface Side {
  * - **Publishing**: while the publisher is not ready, `publish()` rejects at
  *   once (nothing is queued); a publish in flight when the connection drops
  *   rejects when the client notices.
- * - **close()**: unsubscribes and removes its listeners; closes both clients
- *   when it owns them (`ownClients`). Idempotent.
+ * - **close()**: publishes what is batched, unsubscribes and removes its
+ *   listeners; closes both clients when it owns them (`ownClients`).
+ *   Idempotent.
  *
  * @example
  * ```ts ignore
@@ -250,8 +411,39 @@ export class RedisBackplane implements Backplane {
   #started = false;
   #closed = false;
   #settleStart: (() => void) | undefined;
+  // Batches
+  readonly #coalesce: boolean;
+  readonly #maxBatch: number;
+  #pending = new Map<string, Batch>();
+  #flushHandle: unknown;
+  #flushScheduled = false;
+  // Liveness
+  readonly #probeChannel: string;
+  readonly #probeEvery: number;
+  readonly #probeTimeout: number;
+  #probeTimer: ReturnType<typeof setInterval> | undefined;
+  #probeDeadline: ReturnType<typeof setTimeout> | undefined;
+  #probes: Probe[] = [];
+  #probeSeq = 0;
+  /** Why the last probe failed, until one comes back. */
+  #stalled: string | undefined;
   readonly #listener: RedisMessageListener = (message, channel) => {
-    if (this.#held.has(channel)) this.#onMessage?.(channel, message);
+    if (channel === this.#probeChannel) {
+      this.#probeBack(message);
+      return;
+    }
+    const on = this.#onMessage;
+    if (on === undefined || !this.#held.has(channel)) return;
+    if (message.charCodeAt(0) !== 33 /* ! */) on(channel, message);
+    else decodeRedisBatch(message, (payload) => on(channel, payload));
+  };
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    this.#flushHandle = undefined;
+    const pending = this.#pending;
+    if (pending.size === 0) return;
+    this.#pending = new Map();
+    for (const [channel, batch] of pending) this.#send(channel, batch);
   };
 
   /**
@@ -259,8 +451,9 @@ export class RedisBackplane implements Backplane {
    * (`isOpen === false`) are connected by `start()`.
    *
    * @param publisher Publishes; may be shared with the app.
-   * @param subscriber Dedicated to this backplane's subscriptions.
-   * @param options Ownership and start timeout.
+   * @param subscriber Dedicated to this backplane's subscriptions (dropped and
+   *   made again with `destroy()` and `connect()` when its subscription stalls).
+   * @param options Ownership, start timeout, probes, batches.
    * @throws {TypeError} If both are the same client (a subscribed Redis connection cannot publish).
    */
   constructor(
@@ -275,6 +468,16 @@ export class RedisBackplane implements Backplane {
     this.#sub = subscriber;
     this.#own = options.ownClients ?? false;
     this.#startTimeoutMs = options.startTimeoutMs ?? 5000;
+    this.#coalesce = options.coalesce ?? true;
+    this.#maxBatch = options.maxBatchLength ?? 512 * 1024;
+    this.#probeEvery = options.probeIntervalMs ?? 2000;
+    this.#probeTimeout = options.probeTimeoutMs ?? 5000;
+    if (!(this.#probeEvery >= 0) || !(this.#probeTimeout > 0)) {
+      throw new TypeError(
+        "Cannot create backplane: probeIntervalMs must be >= 0 and probeTimeoutMs > 0",
+      );
+    }
+    this.#probeChannel = (options.channelPrefix ?? "hubbub:") + "probe:" + crypto.randomUUID();
     this.#sides = [
       { name: "publisher", client: publisher, connected: false, listeners: [] },
       { name: "subscriber", client: subscriber, connected: false, listeners: [] },
@@ -311,6 +514,9 @@ export class RedisBackplane implements Backplane {
       this.#settleStart = undefined;
       resolve();
     };
+    if (this.#probeEvery > 0) {
+      this.#probeTimer = setInterval(() => this.#probe(), this.#probeEvery);
+    }
     for (const side of this.#sides) this.#attach(side);
     this.#lastError = "connecting";
     this.#update();
@@ -319,24 +525,40 @@ export class RedisBackplane implements Backplane {
 
   /**
    * Publish one payload. Rejects at once while the publisher is not ready.
+   * With `coalesce` (the default), payloads of one channel published in the
+   * same event-loop turn go out together as one Redis message, and share
+   * one promise.
    *
    * @param channel The channel.
    * @param payload The message.
    * @returns A promise that resolves once Redis accepted it.
    */
   publish(channel: string, payload: string): Promise<void> {
-    if (!this.#sides[0].connected) {
-      this.#downError ??= new Error(
-        `Cannot publish: redis publisher is ${this.#closed ? "closed" : "down"}` +
-          (this.#lastError !== undefined ? ` (${this.#lastError})` : ""),
-      );
-      return Promise.reject(this.#downError);
+    if (!this.#sides[0].connected) return Promise.reject(this.#publisherDown());
+    if (!this.#coalesce) return this.#publishNow(channel, payload);
+    let batch = this.#pending.get(channel);
+    if (batch !== undefined && batch.length + payload.length > this.#maxBatch) {
+      this.#pending.delete(channel);
+      this.#send(channel, batch);
+      batch = undefined;
     }
-    try {
-      return this.#pub.publish(channel, payload) as Promise<void>;
-    } catch (error) {
-      return Promise.reject(error);
+    if (batch === undefined) {
+      let resolve!: () => void;
+      let reject!: (error: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      batch = { payloads: [], length: 0, promise, resolve, reject };
+      this.#pending.set(channel, batch);
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        this.#flushHandle = later(this.#flush);
+      }
     }
+    batch.payloads.push(payload);
+    batch.length += payload.length;
+    return batch.promise;
   }
 
   /**
@@ -373,21 +595,32 @@ export class RedisBackplane implements Backplane {
     return this.#health;
   }
 
-  /** Channels held now (restored after each reconnect). */
+  /** Channels held now (restored after each reconnect; the probe channel not counted). */
   get channels(): number {
     return this.#held.size;
   }
 
+  /** The channel this backplane's liveness probes travel on. */
+  get probeChannel(): string {
+    return this.#probeChannel;
+  }
+
   /**
-   * Stop: unsubscribe, remove listeners, and close both clients if owned.
-   * Idempotent.
+   * Stop: publish what is batched, unsubscribe, remove listeners, and close
+   * both clients if owned. Idempotent.
    * @returns A promise that resolves once the clients are released.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
+    if (this.#flushScheduled) {
+      cancelLater(this.#flushHandle);
+      this.#flush();
+    }
     this.#closed = true;
     this.#syncEpoch++;
     this.#settleStart?.();
+    clearInterval(this.#probeTimer);
+    this.#resetProbes();
     const held = [...this.#registered];
     this.#held.clear();
     this.#registered.clear();
@@ -414,6 +647,32 @@ export class RedisBackplane implements Backplane {
     return this.close();
   }
 
+  #publisherDown(): Error {
+    return this.#downError ??= new Error(
+      `Cannot publish: redis publisher is ${this.#closed ? "closed" : "down"}` +
+        (this.#lastError !== undefined ? ` (${this.#lastError})` : ""),
+    );
+  }
+
+  #publishNow(channel: string, message: string): Promise<void> {
+    try {
+      return this.#pub.publish(channel, message) as Promise<void>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Publish one channel's batch: alone as is, several (or one starting with `!`) encoded. */
+  #send(channel: string, batch: Batch): void {
+    if (!this.#sides[0].connected) {
+      batch.reject(this.#publisherDown());
+      return;
+    }
+    const p = batch.payloads;
+    const message = p.length === 1 && p[0].charCodeAt(0) !== 33 ? p[0] : encodeRedisBatch(p);
+    this.#publishNow(channel, message).then(batch.resolve, batch.reject);
+  }
+
   #attach(side: Side): void {
     const on = (event: string, fn: (arg?: unknown) => void) => {
       side.client.on(event, fn);
@@ -437,6 +696,8 @@ export class RedisBackplane implements Backplane {
     side.connected = true;
     if (side.name === "subscriber") this.#resync();
     this.#update();
+    // After a stall, prove the new connection at once rather than at the next tick.
+    if (side.name === "publisher" && this.#stalled !== undefined) this.#probe();
   }
 
   #down(side: Side, error: unknown): void {
@@ -450,6 +711,7 @@ export class RedisBackplane implements Backplane {
     if (error !== undefined && side.client.isReady === true) return;
     side.connected = false;
     this.#downError = undefined;
+    this.#resetProbes();
     if (side.name === "subscriber") {
       this.#synced = false;
       this.#syncEpoch++;
@@ -460,17 +722,19 @@ export class RedisBackplane implements Backplane {
   }
 
   /**
-   * Subscribe every held channel on the (new) subscriber connection. Not
-   * trusting the client library to have restored them, each channel our
-   * listener may be registered for is unsubscribed and every held one
-   * subscribed again, pipelined on the same connection; the one listener is
-   * registered once per channel, so a message is never delivered twice.
+   * Subscribe every held channel (and the probe channel) on the (new)
+   * subscriber connection. Not trusting the client library to have restored
+   * them, each channel our listener may be registered for is unsubscribed
+   * and every held one subscribed again, pipelined on the same connection;
+   * the one listener is registered once per channel, so a message is never
+   * delivered twice.
    */
   #resync(): void {
     const epoch = ++this.#syncEpoch;
     this.#synced = false;
     const drop = [...this.#registered];
     const keep = [...this.#held];
+    if (this.#probeEvery > 0) keep.push(this.#probeChannel);
     this.#registered.clear();
     for (const c of keep) this.#registered.add(c);
     const steps: Promise<unknown>[] = [];
@@ -481,6 +745,8 @@ export class RedisBackplane implements Backplane {
         if (epoch !== this.#syncEpoch || this.#closed) return;
         this.#synced = true;
         this.#update();
+        // After a stall, prove the new subscription at once rather than at the next tick.
+        if (this.#stalled !== undefined) this.#probe();
       },
       (error) => {
         if (epoch !== this.#syncEpoch || this.#closed) return;
@@ -489,6 +755,88 @@ export class RedisBackplane implements Backplane {
         this.#update();
       },
     );
+  }
+
+  /** Send one probe, when both connections are up and subscribed. */
+  #probe(): void {
+    if (this.#closed || !this.#sides[0].connected || !this.#sides[1].connected || !this.#synced) {
+      return;
+    }
+    const probe: Probe = { seq: ++this.#probeSeq, sentAt: performance.now(), receivers: undefined };
+    this.#probes.push(probe);
+    if (this.#probeDeadline === undefined) this.#arm();
+    this.#publishNow(this.#probeChannel, String(probe.seq)).then(
+      (n) => probe.receivers = typeof n === "number" ? n : 1,
+      noop, // a failed PUBLISH is the publisher's error, reported on its own
+    );
+  }
+
+  /** Wait for the oldest probe out. */
+  #arm(): void {
+    const first = this.#probes[0];
+    if (first === undefined) return;
+    const left = Math.max(0, first.sentAt + this.#probeTimeout - performance.now());
+    this.#probeDeadline = setTimeout(() => this.#stall(), left);
+  }
+
+  #probeBack(message: string): void {
+    const seq = Number(message);
+    if (!Number.isSafeInteger(seq)) return;
+    const before = this.#probes.length;
+    // Probes travel in order: this one proves every one before it.
+    this.#probes = this.#probes.filter((p) => p.seq > seq);
+    if (this.#probes.length === before) return; // stale (an older connection's)
+    clearTimeout(this.#probeDeadline);
+    this.#probeDeadline = undefined;
+    this.#arm();
+    if (this.#stalled !== undefined) {
+      this.#stalled = undefined;
+      this.#update();
+    }
+  }
+
+  #resetProbes(): void {
+    this.#probes = [];
+    clearTimeout(this.#probeDeadline);
+    this.#probeDeadline = undefined;
+  }
+
+  /** The oldest probe is late: turn red, and drop and remake the connection at fault. */
+  #stall(): void {
+    this.#probeDeadline = undefined;
+    const first = this.#probes[0];
+    if (this.#closed || first === undefined) return;
+    const ms = this.#probeTimeout;
+    const side = first.receivers === undefined ? this.#sides[0] : this.#sides[1];
+    const reason = first.receivers === undefined
+      ? `publisher: no reply to a probe within ${ms} ms (connection stalled); reconnecting`
+      : first.receivers === 0
+      ? `subscriber: probe channel not subscribed at the server; reconnecting`
+      : `subscriber: no probe back within ${ms} ms (subscription stalled); reconnecting`;
+    this.#resetProbes();
+    this.#stalled = reason;
+    this.#lastError = reason;
+    this.#update();
+    const client = side.client;
+    if (typeof client.destroy !== "function" || typeof client.connect !== "function") {
+      // Cannot remake it: stay red until a probe comes back.
+      this.#resync();
+      return;
+    }
+    try {
+      client.destroy();
+    } catch {
+      // Already gone.
+    }
+    if (this.#closed) return;
+    this.#lastError = reason;
+    side.connected = false;
+    if (side.name === "subscriber") {
+      this.#synced = false;
+      this.#syncEpoch++;
+    }
+    this.#update();
+    client.connect().catch((error) => this.#down(side, error));
   }
 
   #command(run: () => Promise<unknown>): Promise<void> {
@@ -507,7 +855,7 @@ export class RedisBackplane implements Backplane {
 
   #update(): void {
     const ok = !this.#closed && this.#sides[0].connected && this.#sides[1].connected &&
-      this.#synced;
+      this.#synced && this.#stalled === undefined;
     const next: BackplaneHealth = ok
       ? { ok: true }
       : { ok: false, error: this.#lastError ?? "connecting" };

@@ -3,7 +3,14 @@
 import assert from "node:assert/strict";
 import { createClient } from "redis";
 import type { BackplaneHealth } from "../../mod.ts";
-import { RedisBackplane, redisBackplane } from "../../src/backplane/redis.ts";
+import { Hub } from "../../mod.ts";
+import {
+  decodeRedisBatch,
+  encodeRedisBatch,
+  RedisBackplane,
+  redisBackplane,
+} from "../../src/backplane/redis.ts";
+import { connectMemory } from "../../src/testing/mod.ts";
 import { test, until } from "../_harness.ts";
 import {
   hasRedis,
@@ -305,4 +312,187 @@ test("RedisBackplane resubscribes itself when the client library forgets, never 
   assert.deepEqual(flips, [false, true, false, true, false, true]);
   await bp.close();
   assert.equal(sub.isOpen, false, "owned clients are closed");
+});
+
+// ---------------------------------------------------------------------------------------------
+// Batches: what one replica publishes on one channel in one event-loop turn is one Redis message.
+
+test("Redis batch format v1: encodes and decodes any payloads, in order", () => {
+  const payloads = ['{"a":1}', "", "x", "12:34", "!b1\n3:abc", "é😀\n", "7:", '{"f":"\\u0000"}'];
+  const batch = encodeRedisBatch(payloads);
+  assert.equal(encodeRedisBatch(['{"a":1}', "x"]), '!b1\n7:{"a":1}1:x', "the documented example");
+  const out: string[] = [];
+  decodeRedisBatch(batch, (p) => void out.push(p));
+  assert.deepEqual(out, payloads);
+  // A replica that does not batch: one payload, as is (hub payloads start with "{" or a MAC).
+  const single: string[] = [];
+  decodeRedisBatch('{"v":1}', (p) => void single.push(p));
+  decodeRedisBatch("QUJD.{}", (p) => void single.push(p));
+  assert.deepEqual(single, ['{"v":1}', "QUJD.{}"]);
+  // What cannot be decoded is handed on as is (the hub counts it malformed), after what could.
+  for (
+    const [bad, want] of [
+      ["!b2\n1:x", ["!b2\n1:x"]], // another version
+      ["!b1\n1:x9:short", ["x", "9:short"]], // a length past the end
+      ["!b1\n1:xy", ["x", "y"]], // no length
+      ["!b1\n-1:x", ["-1:x"]],
+    ] as const
+  ) {
+    const got: string[] = [];
+    decodeRedisBatch(bad, (p) => void got.push(p));
+    assert.deepEqual(got, want, bad);
+  }
+});
+
+/** A plain node-redis subscriber counting the raw Redis messages of some channels. */
+async function rawSubscriber(server: RedisServer, channels: string[]) {
+  const client = createClient({ url: server.url });
+  client.on("error", () => {});
+  await client.connect();
+  const raw = new Map<string, string[]>(channels.map((c) => [c, []]));
+  await client.subscribe(channels, (message, channel) => void raw.get(channel)!.push(message));
+  return { raw, close: () => client.close() };
+}
+
+redisTest(
+  "coalesces one channel's publishes of one turn into one message, pipelined across channels",
+  async (server) => {
+    const a = await started(server);
+    const b = await started(server);
+    const others = Array.from({ length: 300 }, (_, i) => `ch${i}`);
+    for (const c of ["one", ...others]) await b.bp.subscribe(c);
+    const spy = await rawSubscriber(server, ["one", "ch0", "bang"]);
+    await b.bp.subscribe("bang");
+    const promises: Promise<void>[] = [];
+    for (let i = 0; i < 200; i++) {
+      promises.push(a.bp.publish("one", `{"n":${i}}`));
+      if (i < others.length) promises.push(a.bp.publish(others[i], `{"c":${i}}`));
+    }
+    for (let i = 200; i < others.length; i++) promises.push(a.bp.publish(others[i], `{"c":${i}}`));
+    promises.push(a.bp.publish("bang", "!not a batch"));
+    await Promise.all(promises);
+    const total = 200 + others.length + 1;
+    await until(() => b.got.length === total, 5000, "every payload at b");
+    const want = Array.from({ length: 200 }, (_, i) => `one={"n":${i}}`);
+    assert.deepEqual(b.got.filter((g) => g.startsWith("one=")), want, "in order, once each");
+    for (let i = 0; i < others.length; i++) assert.ok(b.got.includes(`ch${i}={"c":${i}}`));
+    assert.ok(b.got.includes("bang=!not a batch"), "a lone payload starting with ! arrives intact");
+    await until(() => spy.raw.get("bang")!.length === 1, 5000, "the raw view");
+    assert.equal(spy.raw.get("one")!.length, 1, "200 payloads, one Redis message");
+    assert.ok(spy.raw.get("one")![0].startsWith("!b1\n"), "a v1 batch");
+    assert.deepEqual(spy.raw.get("ch0"), ['{"c":0}'], "a turn's single payload goes as is");
+    assert.ok(spy.raw.get("bang")![0].startsWith("!b1\n"), "...unless it starts with !");
+    // The next turn is a new message.
+    await a.bp.publish("one", "next");
+    await until(() => spy.raw.get("one")!.length === 2, 5000, "a second message");
+    assert.deepEqual(spy.raw.get("one")![1], "next");
+    await spy.close();
+    await Promise.all([a.bp.close(), b.bp.close()]);
+  },
+);
+
+redisTest("a batch past maxBatchLength is split, order kept", async (server) => {
+  const a = redisBackplane({ url: server.url, createClient, maxBatchLength: 100 });
+  await a.start(() => {}, () => {});
+  const b = await started(server);
+  await b.bp.subscribe("c");
+  const spy = await rawSubscriber(server, ["c"]);
+  const payloads = Array.from({ length: 50 }, (_, i) => `{"i":"${String(i).padStart(2, "0")}"}`);
+  assert.ok(payloads.every((p) => p.length === 10));
+  await Promise.all(payloads.map((p) => a.publish("c", p)));
+  await until(() => b.got.length === 50, 5000, "every payload");
+  assert.deepEqual(b.got, payloads.map((p) => `c=${p}`));
+  assert.equal(spy.raw.get("c")!.length, 5, "10 payloads of 10 per batch of at most 100");
+  await spy.close();
+  await Promise.all([a.close(), b.bp.close()]);
+});
+
+redisTest(
+  "reads single payloads from replicas that do not batch, mixed with batches, in order",
+  async (server) => {
+    const old = redisBackplane({ url: server.url, createClient, coalesce: false });
+    await old.start(() => {}, () => {});
+    const b = await started(server);
+    await b.bp.subscribe("r");
+    const spy = await rawSubscriber(server, ["r"]);
+    await Promise.all(Array.from({ length: 100 }, (_, i) => old.publish("r", `{"o":${i}}`)));
+    await until(() => spy.raw.get("r")!.length === 100, 5000, "100 raw messages");
+    assert.ok(spy.raw.get("r")!.every((m) => m.startsWith("{")), "coalesce: false sends singles");
+    await redisCommand(server.port, "PUBLISH", "r", encodeRedisBatch(['{"x":1}', '{"x":2}']));
+    await old.publish("r", '{"o":"last"}');
+    await until(() => b.got.length === 103, 5000, "every payload");
+    assert.deepEqual(b.got, [
+      ...Array.from({ length: 100 }, (_, i) => `r={"o":${i}}`),
+      'r={"x":1}',
+      'r={"x":2}',
+      'r={"o":"last"}',
+    ]);
+    await spy.close();
+    await Promise.all([old.close(), b.bp.close()]);
+  },
+);
+
+redisTest(
+  "hubs with and without coalescing share one Redis: every burst arrives once, in order",
+  async (server) => {
+    const hub = (coalesce: boolean) =>
+      new Hub({ backplane: redisBackplane({ url: server.url, createClient, coalesce }) });
+    const a = hub(true);
+    const b = hub(false);
+    await Promise.all([a.ready, b.ready]);
+    const ca = await connectMemory(a, { url: "http://localhost/ws" });
+    const cb = await connectMemory(b, { url: "http://localhost/ws" });
+    const ida = ((await ca.next("connection.established")).data as { clientId: string }).clientId;
+    const idb = ((await cb.next("connection.established")).data as { clientId: string }).clientId;
+    a.join(ida, "r");
+    b.join(idb, "r");
+    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 300; i++) {
+      a.emit("fromA", i, { rooms: "r" });
+      b.emit("fromB", i, { rooms: "r" });
+    }
+    const seq = (c: typeof ca, type: string) =>
+      c.messages.filter((m) => m.type === type).map((m) => m.data as number);
+    await until(
+      () => seq(cb, "fromA").length >= 300 && seq(ca, "fromB").length >= 300,
+      5000,
+      "300",
+    );
+    const want = Array.from({ length: 300 }, (_, i) => i);
+    assert.deepEqual(seq(cb, "fromA"), want, "a (batches) -> b");
+    assert.deepEqual(seq(ca, "fromB"), want, "b (singles) -> a");
+    assert.equal(a.backplaneStats().malformed + b.backplaneStats().malformed, 0);
+    assert.equal(a.backplaneStats().publishFailed, 0);
+    await Promise.all([a.close(), b.close()]);
+  },
+);
+
+test("a failed batch rejects the publish of every payload in it; the next turn goes on", async () => {
+  const server = new FakeRedis();
+  const pub = new FakeClient(server);
+  const sub = new FakeClient(server);
+  let calls = 0;
+  let fail = true;
+  const publish = pub.publish.bind(pub);
+  pub.publish = (channel: string, message: string) => {
+    if (channel.startsWith("hubbub:probe:")) return publish(channel, message);
+    calls++;
+    return fail ? Promise.reject(new Error("OOM command not allowed")) : publish(channel, message);
+  };
+  const bp = new RedisBackplane(pub, sub, { ownClients: true });
+  const got: string[] = [];
+  await bp.start((channel, payload) => void got.push(`${channel}=${payload}`), () => {});
+  await until(() => bp.health().ok, 2000, "ok");
+  await bp.subscribe("a");
+  const results = await Promise.allSettled(
+    Array.from({ length: 5 }, (_, i) => bp.publish("a", String(i))),
+  );
+  assert.equal(calls, 1, "one PUBLISH for the five");
+  assert.deepEqual(results.map((r) => r.status), Array(5).fill("rejected"));
+  for (const r of results) assert.match(String((r as PromiseRejectedResult).reason), /OOM/);
+  fail = false;
+  await Promise.all([bp.publish("a", "5"), bp.publish("a", "6")]);
+  assert.equal(calls, 2);
+  assert.deepEqual(got, ["a=5", "a=6"]);
+  await bp.close();
 });

@@ -1,0 +1,196 @@
+// Liveness of the Redis backplane: a connection that stays open but stops forwarding (a proxy
+// or load balancer gone quiet) turns health red within probeIntervalMs + probeTimeoutMs, is
+// dropped and made again, and messages flow again, each once and in order. A small TCP proxy
+// (node:net) sits between one of the backplane's connections and a private redis-server.
+import assert from "node:assert/strict";
+import net from "node:net";
+import { createClient } from "redis";
+import type { BackplaneHealth } from "../../mod.ts";
+import { redisBackplane } from "../../src/backplane/redis.ts";
+import { test, until } from "../_harness.ts";
+import { hasRedis, numsub, type RedisServer, startRedis, warnNoRedis } from "../_redis.ts";
+
+warnNoRedis("Redis liveness tests (tests/backplane/redis_liveness_test.ts)");
+
+/** A TCP proxy to a port; `stall()` keeps the connections open now but forwards nothing more. */
+interface StallingProxy {
+  readonly url: string;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  /** Accepted connections closed since (by either side). */
+  readonly closed: number;
+  /** Stop forwarding on every connection open now, in both directions (new ones forward). */
+  stall(): void;
+  close(): Promise<void>;
+}
+
+async function stallingProxy(port: number): Promise<StallingProxy> {
+  const sockets = new Set<net.Socket>();
+  let accepted = 0;
+  let closed = 0;
+  const pairs: { stalled: boolean }[] = [];
+  const server = net.createServer((client) => {
+    accepted++;
+    const state = { stalled: false };
+    pairs.push(state);
+    const upstream = net.connect({ host: "127.0.0.1", port });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", () => {});
+    }
+    client.on("data", (d) => void (state.stalled || upstream.write(d)));
+    upstream.on("data", (d) => void (state.stalled || client.write(d)));
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      closed++;
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("close", end);
+    upstream.on("close", end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const proxyPort = (server.address() as net.AddressInfo).port;
+  return {
+    url: `redis://127.0.0.1:${proxyPort}`,
+    get accepted() {
+      return accepted;
+    },
+    get closed() {
+      return closed;
+    },
+    stall: () => {
+      for (const p of pairs) p.stalled = true;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const PROBE_EVERY = 100;
+const PROBE_TIMEOUT = 400;
+
+/**
+ * A started backplane whose `through` connection (the second createClient call is the
+ * subscriber) goes through the proxy; records deliveries and health changes.
+ */
+async function backplaneThrough(server: RedisServer, proxy: StallingProxy, through: 0 | 1) {
+  let made = 0;
+  const bp = redisBackplane({
+    url: server.url,
+    createClient: (o) => createClient({ ...o, url: made++ === through ? proxy.url : o.url }),
+    probeIntervalMs: PROBE_EVERY,
+    probeTimeoutMs: PROBE_TIMEOUT,
+    maxReconnectDelayMs: 100,
+  });
+  const got: string[] = [];
+  const health: BackplaneHealth[] = [];
+  await bp.start((channel, payload) => void got.push(`${channel}=${payload}`), (h) => {
+    health.push(h);
+  });
+  await until(() => bp.health().ok, 5000, "health ok at start");
+  return { bp, got, health };
+}
+
+/** Publish `n` numbered messages on `room` and wait until exactly those arrived, in order. */
+async function flow(
+  bp: { publish(c: string, p: string): Promise<void> },
+  got: string[],
+  tag: string,
+  n: number,
+) {
+  const want = Array.from({ length: n }, (_, i) => `room=${tag}${i}`);
+  await Promise.all(want.map((w) => bp.publish("room", w.slice(5))));
+  await until(() => got.filter((g) => g.startsWith(`room=${tag}`)).length >= n, 5000, tag);
+  assert.deepEqual(got.filter((g) => g.startsWith(`room=${tag}`)), want, `${tag}: once, in order`);
+}
+
+function livenessTest(
+  name: string,
+  fn: (server: RedisServer, proxy: StallingProxy) => Promise<void>,
+) {
+  test(`RedisBackplane liveness: ${name}`, async () => {
+    const server = await startRedis();
+    const proxy = await stallingProxy(server.port);
+    try {
+      await fn(server, proxy);
+    } finally {
+      await proxy.close();
+      await server.stop();
+    }
+  }, { if: hasRedis, timeout: 20_000 });
+}
+
+livenessTest(
+  "a subscription that stops delivering turns red in time, is re-established, and delivers again",
+  async (server, proxy) => {
+    const { bp, got, health } = await backplaneThrough(server, proxy, 1);
+    await bp.subscribe("room");
+    await flow(bp, got, "before", 20);
+    assert.equal((await numsub(server.port, bp.probeChannel)).get(bp.probeChannel), 1);
+
+    proxy.stall();
+    const stalledAt = performance.now();
+    await until(() => !bp.health().ok, 3000, "health to go red");
+    const redAfter = performance.now() - stalledAt;
+    assert.match(bp.health().error ?? "", /^subscriber: no probe back within 400 ms/);
+    // The stated bound: probeIntervalMs + probeTimeoutMs (plus scheduling slack).
+    assert.ok(redAfter <= PROBE_EVERY + PROBE_TIMEOUT + 250, `red after ${redAfter.toFixed(0)} ms`);
+
+    await until(() => bp.health().ok, 5000, "health to return");
+    const healedAfter = performance.now() - stalledAt;
+    assert.ok(proxy.accepted >= 2, "the subscriber connection was made again");
+    assert.ok(proxy.closed >= 1, "the stalled connection was dropped");
+    // One subscription to the room at the server: the stalled connection is gone.
+    for (let i = 0; (await numsub(server.port, "room")).get("room") !== 1; i++) {
+      assert.ok(i < 200, "the stalled subscription to be gone at the server");
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await flow(bp, got, "after", 50);
+    assert.ok(got.every((g) => g.startsWith("room=")), "no probe reached the hub");
+    const flips = health.map((h) => h.ok).filter((ok, i, all) => i === 0 || ok !== all[i - 1]);
+    assert.deepEqual(flips.slice(-3), [true, false, true], "ok, red, ok");
+    console.log(
+      `liveness (subscriber): red ${redAfter.toFixed(0)} ms after the stall, ok again ` +
+        `${
+          healedAfter.toFixed(0)
+        } ms after it (probe every ${PROBE_EVERY} ms, timeout ${PROBE_TIMEOUT} ms)`,
+    );
+    await bp.close();
+  },
+);
+
+livenessTest(
+  "a publisher connection that stops answering turns red, is re-established, and publishes again",
+  async (server, proxy) => {
+    const { bp, got } = await backplaneThrough(server, proxy, 0);
+    await bp.subscribe("room");
+    await flow(bp, got, "before", 20);
+
+    proxy.stall();
+    const stalledAt = performance.now();
+    const lost = bp.publish("room", "during").then(() => "resolved", () => "rejected");
+    await until(() => !bp.health().ok, 3000, "health to go red");
+    const redAfter = performance.now() - stalledAt;
+    assert.match(bp.health().error ?? "", /^publisher: no reply to a probe within 400 ms/);
+    assert.ok(redAfter <= PROBE_EVERY + PROBE_TIMEOUT + 250, `red after ${redAfter.toFixed(0)} ms`);
+    assert.equal(await lost, "rejected", "a publish stuck on the stalled connection rejects");
+
+    await until(() => bp.health().ok, 5000, "health to return");
+    assert.ok(proxy.accepted >= 2, "the publisher connection was made again");
+    await flow(bp, got, "after", 50);
+    assert.ok(!got.includes("room=during"), "the stuck publish never arrived");
+    await bp.close();
+  },
+);
+
+test("RedisBackplane refuses bad probe timing", () => {
+  const make = (o: object) => () =>
+    redisBackplane({ url: "redis://127.0.0.1:1", createClient, ...o });
+  assert.throws(make({ probeIntervalMs: -1 }), TypeError);
+  assert.throws(make({ probeTimeoutMs: 0 }), TypeError);
+});
