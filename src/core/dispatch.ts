@@ -19,6 +19,8 @@ import type { HubLimits } from "./limits.ts";
 import type { Registry } from "./registry.ts";
 import { type History, parseRecover } from "./history.ts";
 import type { HistoryRead } from "./history_store.ts";
+import type { Presence } from "./presence.ts";
+import type { PresenceCounts, PresenceEntry } from "./presence_store.ts";
 import { kDeliver, kRoomCount, kRoomHas } from "./_internal.ts";
 import { encodeEnvelope, ServerEvent, utf8Length } from "../protocol/envelope.ts";
 import { ErrorCode } from "../protocol/error_codes.ts";
@@ -50,6 +52,8 @@ export interface DispatcherOptions<Msg extends InboundMessage> {
   authenticated(conn: Connection): void;
   /** The history part, when the hub keeps any. */
   history: History | undefined;
+  /** The presence part, when the hub tracks any. */
+  presence?: Presence | undefined;
 }
 
 /** Answers one hub's messages. */
@@ -95,6 +99,11 @@ export class Dispatcher<Msg extends InboundMessage> {
       case "history":
         // A built-in only on a hub that keeps history; elsewhere an app message as before.
         if (this.#o.history !== undefined) return this.#historyRequest(conn, message, rid);
+        break;
+      case "presence":
+      case "presence.stats":
+        // Built-ins only on a hub that tracks presence.
+        if (this.#o.presence !== undefined) return this.#presenceRequest(conn, message, type, rid);
     }
     return this.#app(conn, message, type, rid);
   }
@@ -341,6 +350,60 @@ export class Dispatcher<Msg extends InboundMessage> {
         this.error(conn, ErrorCode.UNAVAILABLE, "Cannot read history now", { room }, id);
       },
     );
+  }
+
+  /**
+   * `{"type":"presence","room":R}` → `presence {room, clients}`;
+   * `{"type":"presence.stats","room":R}` → `presence.stats {room, clients, users}`.
+   */
+  #presenceRequest(
+    conn: Connection,
+    message: InboundMessage,
+    type: string,
+    id?: RequestId,
+  ): Promise<void> | undefined {
+    const room = this.#roomOf(conn, message, id);
+    if (room === undefined) return;
+    const stats = type === "presence.stats";
+    if (!conn[kRoomHas](room)) {
+      this.error(conn, ErrorCode.NOT_SUBSCRIBED, "Cannot read presence: not in this room", {
+        room,
+      }, id);
+      return;
+    }
+    const presence = this.#o.presence!;
+    const policy = presence.policyOf(room);
+    if (policy === undefined || (!stats && policy.countsOnly)) {
+      this.error(
+        conn,
+        ErrorCode.NOT_TRACKED,
+        policy === undefined
+          ? "Cannot read presence: this room does not track presence"
+          : "Cannot list members: this room keeps presence counts only (ask presence.stats)",
+        policy === undefined ? { room } : { room, countsOnly: true },
+        id,
+      );
+      return;
+    }
+    const hooks = this.#o.hooks;
+    const failed = (error: unknown) => {
+      hooks.report(error, "presence");
+      this.error(conn, ErrorCode.UNAVAILABLE, "Cannot read presence now", { room }, id);
+    };
+    if (stats) {
+      return hooks.call(() => presence.counts(room), (c: PresenceCounts) => {
+        if (conn.state !== "open") return;
+        this.reply(conn, ServerEvent.PRESENCE_STATS, {
+          room,
+          clients: c.clients,
+          users: c.users,
+        }, id);
+      }, failed);
+    }
+    return hooks.call(() => presence.members(room), (clients: readonly PresenceEntry[]) => {
+      if (conn.state !== "open") return;
+      this.reply(conn, ServerEvent.PRESENCE, { room, clients }, id);
+    }, failed);
   }
 
   #authenticate(

@@ -10,6 +10,7 @@ import type { Backplane } from "./backplane.ts";
 import type { Connection } from "./connection.ts";
 import type { EndpointInfo } from "./describe.ts";
 import type { HistoryPolicy, HistoryStore } from "./history_store.ts";
+import type { PresenceStore } from "./presence_store.ts";
 import type { SocketEvents, Transport } from "./transport.ts";
 
 /** An inbound app message: a JSON object with a string `type`. */
@@ -136,7 +137,8 @@ export type HubErrorSource =
   | "backplane"
   | "observer"
   | "emit"
-  | "history";
+  | "history"
+  | "presence";
 
 /** Options for {@linkcode Hub}. Every limit has a safe default. */
 export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
@@ -338,6 +340,38 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
    * @default {a MemoryHistoryStore (this process only)}
    */
   historyStore?: HistoryStore;
+  /**
+   * Which rooms track presence (who is in them, on every replica): return `true` or a
+   * {@linkcode PresencePolicy} for a room that does, `false` or `undefined` for one that does
+   * not. Members of such a room may ask `presence` and `presence.stats`; with `events` (the
+   * default) they get `presence.join` / `presence.leave` for every member that joins or leaves
+   * on any replica. Also keeps every user's connection count across replicas
+   * (`hub.userPresence()`). Needs a shared `presenceStore` with a backplane. See
+   * docs/presence.md.
+   * @default {no room tracks presence}
+   */
+  presence?: (room: string) => PresencePolicy | boolean | undefined | null;
+  /**
+   * Where presence lives (shared by every replica).
+   * @default {a MemoryPresenceStore (this process only)}
+   */
+  presenceStore?: PresenceStore;
+  /**
+   * How long a replica's presence entries outlive its last heartbeat: a replica that dies
+   * without a goodbye has its members removed (and `presence.leave` sent for them) within
+   * about `presenceTtlMs × 4/3`. Heartbeats and sweeps run every `presenceTtlMs / 3`.
+   * At least 1000.
+   * @default {15000}
+   */
+  presenceTtlMs?: number;
+  /**
+   * App-chosen data for a member's presence entry (e.g. a display name from
+   * `connection.metadata`): any JSON value of at most 1024 bytes as JSON. Called when the
+   * connection joins a presence room (not in counts-only rooms); return `undefined` for none.
+   * Info over the bound is dropped (the entry is kept) and reported to `onError`.
+   * @default {no info}
+   */
+  presenceInfo?: (connection: Connection, room: string) => unknown;
   /** A connection joined a room (membership changed; not called for repeat joins). */
   onJoin?: (connection: Connection, room: string) => void;
   /** A connection left a room: by `unsubscribe`, server `leave()`, or because it disconnected. */
@@ -356,6 +390,29 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
    * @default {systemClock}
    */
   clock?: Clock;
+}
+
+/**
+ * How a room tracks presence (see the hub's `presence` option).
+ *
+ * - Default (`{}` or `true`): a member list (`presence` requests, `hub.presence()`), counts,
+ *   and `presence.join` / `presence.leave` to the room's members.
+ * - `events: false`: the list and counts, no join/leave fan-out (members ask when they need it).
+ * - `countsOnly: true`: counts only (`presence.stats`, `hub.presenceStats()`), no list, no
+ *   events, no info: a join costs one O(1) store write and no fan-out, for rooms with
+ *   thousands of members (a live audience, a broadcast channel).
+ */
+export interface PresencePolicy {
+  /**
+   * Members get `presence.join` and `presence.leave` events.
+   * @default {true}
+   */
+  events?: boolean;
+  /**
+   * Counts only: no member list, no events (`events` is ignored).
+   * @default {false}
+   */
+  countsOnly?: boolean;
 }
 
 /** An upgrade that the hub refused: send this response instead. */

@@ -17,6 +17,12 @@ export interface RegistryEvents {
   onLeave?: (connection: Connection, room: string, cause: LeaveCause) => void;
   /** The first local member of `name` arrived (`on`), or the last one left. */
   interest(kind: ChannelKind, name: string, on: boolean): void;
+  /** The hub's parts (presence): a membership changed; called before `onJoin` / `onLeave`. */
+  membership?(connection: Connection, room: string, joined: boolean): void;
+  /** The hub's parts (presence): a user's local connection count changed. */
+  userChanged?(userId: string): void;
+  /** The hub's parts (presence): a connection's user id changed (authenticate). */
+  identified?(connection: Connection): void;
 }
 
 /** The indexes of one hub. */
@@ -67,6 +73,7 @@ export class Registry {
       this.#events.interest("room", room, true);
     }
     set.add(conn);
+    this.#events.membership?.(conn, room, true);
     const onJoin = this.#events.onJoin;
     if (onJoin !== undefined) this.#hooks.notify(() => onJoin(conn, room), "join");
   }
@@ -83,9 +90,11 @@ export class Registry {
     if (conn.userId !== undefined) this.#unindexUser(conn, conn.userId);
     conn[kSetUser](userId);
     this.#indexUser(conn, userId);
+    this.#events.identified?.(conn);
   }
 
   #left(conn: Connection, room: string, cause: LeaveCause): void {
+    this.#events.membership?.(conn, room, false);
     const onLeave = this.#events.onLeave;
     if (onLeave !== undefined) this.#hooks.notify(() => onLeave(conn, room, cause), "leave");
   }
@@ -107,6 +116,7 @@ export class Registry {
       this.#events.interest("user", userId, true);
     }
     set.add(conn);
+    this.#events.userChanged?.(userId);
   }
 
   #unindexUser(conn: Connection, userId: string): void {
@@ -117,5 +127,6 @@ export class Registry {
       this.users.delete(userId);
       this.#events.interest("user", userId, false);
     }
+    this.#events.userChanged?.(userId);
   }
 }

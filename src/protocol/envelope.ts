@@ -37,6 +37,14 @@ export const ServerEvent = {
   ERROR: "error",
   /** Reply to `history`: `{room, epoch, offset, messages}` (envelopes as sent, oldest first). */
   HISTORY: "history",
+  /** Reply to `presence`: `{room, clients: [{clientId, userId?, info?}]}` (every replica's). */
+  PRESENCE: "presence",
+  /** Reply to `presence.stats`: `{room, clients, users}` (counts across replicas). */
+  PRESENCE_STATS: "presence.stats",
+  /** A member joined a presence room on some replica: `{room, clientId, userId?, info?}`. */
+  PRESENCE_JOIN: "presence.join",
+  /** A member left a presence room (or its replica died): `{room, clientId, userId?}`. */
+  PRESENCE_LEAVE: "presence.leave",
 } as const;
 
 /**

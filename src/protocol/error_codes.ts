@@ -28,8 +28,13 @@ export const ErrorCode = {
   INTERNAL_ERROR: "INTERNAL_ERROR",
   /** A `history` (or `presence`) request for a room the connection has not joined. */
   NOT_SUBSCRIBED: "NOT_SUBSCRIBED",
-  /** The server cannot serve the request now (e.g. its history store is down): retry later. */
+  /** The server cannot serve the request now (e.g. its history or presence store is down): retry later. */
   UNAVAILABLE: "UNAVAILABLE",
+  /**
+   * A `presence` or `presence.stats` request for a room that does not track presence, or a
+   * `presence` request for a counts-only room (ask `presence.stats` there).
+   */
+  NOT_TRACKED: "NOT_TRACKED",
 } as const;
 
 /** One of the codes in {@linkcode ErrorCode}, or an app-defined code. */
