@@ -197,14 +197,17 @@ export function securitySuite(name: string, start: StartServer, options: TestOpt
     }
   });
 
-  t("a fan-out flood within the message rate limit leaves a quiet client's ping fast", async () => {
+  t("a fan-out flood within the message rate limit is capped by the fan-out budget; a quiet client is served", async () => {
     // Ten senders, each under 100 msg/s, into a 210-member room: ~200k deliveries/s asked
-    // for. The budget (5,000 deliveries/s per sender by default) refuses the excess. In this
-    // one process the test's own 210 clients cap the flood near 100k/s, so the ping bound
-    // holds with or without the budget here; what fails without it is `refused > 0`.
+    // for. The budget (here 500 deliveries/s per sender, burst 2x: low enough that even a
+    // loaded machine delivers more than it allows; 5,000/s by default) refuses the excess:
+    // counted, the deliveries stay under what the budget allows in the run's time, and the
+    // senders are told RATE_LIMITED. The quiet client's ping latency is logged, not asserted:
+    // a latency bound is a benchmark's job (it fails on a loaded machine, not on a defect).
     const ref: { hub?: ServerHandle["hub"] } = {};
     await withServer({
       canJoin: () => true,
+      rateLimit: { deliveriesPerSecond: 500 },
       onMessage: (conn, m) => void ref.hub?.emit("chat", m.text, { rooms: "big", except: conn }),
     }, async (srv, open) => {
       ref.hub = srv.hub;
@@ -218,7 +221,8 @@ export function securitySuite(name: string, start: StartServer, options: TestOpt
       const quiet = await open();
       const rtts: number[] = [];
       let refused = 0;
-      const end = Date.now() + 2500;
+      const started = Date.now();
+      const end = started + 2500;
       const timers = senders.map((c, k) =>
         setInterval(() => c.send({ type: "say", text: `m${k}` }), 11)
       );
@@ -235,6 +239,7 @@ export function securitySuite(name: string, start: StartServer, options: TestOpt
       } finally {
         for (const timer of timers) clearInterval(timer);
       }
+      const elapsedS = (Date.now() - started) / 1000;
       for (const c of senders) {
         refused += c.messages.filter((m) =>
           m.type === "error" && (m.data as { code: string }).code === ErrorCode.RATE_LIMITED
@@ -249,8 +254,11 @@ export function securitySuite(name: string, start: StartServer, options: TestOpt
           `senders told RATE_LIMITED ${refused} times`,
       );
       assert.ok(refused > 0, "the budget refused the flood");
-      assert.ok(rtts.length >= 20, `only ${rtts.length} pings answered`);
-      assert.ok(p95 < 250, `quiet client's ping p95 ${p95.toFixed(1)} ms`);
+      // Each sender may deliver its burst (1,000) plus 500/s, plus one emit over (209) per
+      // refill; one more second of slack for frames handed to the hub as the senders stop.
+      const allowed = 10 * (1_000 + 500 * (elapsedS + 1) + 209);
+      assert.ok(delivered <= allowed, `${delivered} deliveries, budget allows ${allowed}`);
+      assert.ok(rtts.length >= 1, "the quiet client was answered");
     });
   });
 }
