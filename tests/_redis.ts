@@ -2,8 +2,10 @@
 // (down) and restarted on the same port (up) to cause real outages, stopped afterwards.
 // Works on Deno and Bun (node:child_process, node:net).
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
 
 /**
@@ -67,14 +69,31 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
+/** Options for {@linkcode startRedis}. */
+export interface StartRedisOptions {
+  /**
+   * Persist with the append-only file (`--appendonly yes --appendfsync always`) in a private
+   * temp dir, kept across down/up and removed by `stop()`: every write acknowledged before a
+   * kill -9 is there after `up()`.
+   * @default {false (no persistence: a restart loses everything)}
+   */
+  appendonly?: boolean;
+}
+
 /**
- * Start a private redis-server (`--save "" --appendonly no`) on a free port.
+ * Start a private redis-server (`--save "" --appendonly no`, unless `appendonly`) on a free port.
  * @throws {Error} If redis-server is not installed or does not start within 10 s.
  */
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
   if (redisServerPath === undefined) throw new Error("Cannot start redis: redis-server not found");
   const path = redisServerPath;
   const port = await freePort();
+  const dir = options.appendonly === true
+    ? mkdtempSync(join(tmpdir(), "hubbub-redis-"))
+    : undefined;
+  const persistence = dir === undefined
+    ? ["--appendonly", "no"]
+    : ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir];
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
 
@@ -87,8 +106,7 @@ export async function startRedis(): Promise<RedisServer> {
       "127.0.0.1",
       "--save",
       "",
-      "--appendonly",
-      "no",
+      ...persistence,
       "--protected-mode",
       "no",
       "--daemonize",
@@ -145,7 +163,10 @@ export async function startRedis(): Promise<RedisServer> {
     },
     down,
     up,
-    stop: down,
+    async stop() {
+      await down();
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 

@@ -882,3 +882,4 @@ async function release(client: RedisConnectionLike): Promise<void> {
     // Already closed.
   }
 }
+export * from "./redis_history.ts";
