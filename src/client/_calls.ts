@@ -9,11 +9,21 @@ import type { ClientTimers, ClientWebSocket } from "./hub_client_options.ts";
 import type { CloseInfo } from "./lifecycle_events.ts";
 import type { StreamPosition } from "./stream_position.ts";
 
+/** How a read's reply is recognised and what its promise resolves with. */
+export interface Reader {
+  /** The reply's type (`history`, `presence`, ...). */
+  readonly reply: string;
+  /** The value the call resolves with, from the reply's data. */
+  parse(data: Record<string, unknown>): unknown;
+}
+
 /** A call whose promise waits for its reply. */
 export interface Call {
-  /** `read`: a `history()` request (safe to send again). */
+  /** `read`: a request for state (`history()`, `presence()`, ...), safe to send again. */
   readonly kind: "request" | "read" | "unsubscribe" | "auth";
   readonly frame: string;
+  /** For a `read`: its reply. */
+  readonly reader?: Reader;
   /** Written to a socket (if that socket drops, the outcome is unknown). */
   sent: boolean;
   settle(error: unknown, value?: unknown): void;
@@ -90,10 +100,11 @@ export class Calls {
   }
 
   /**
-   * A request, history read or unsubscribe: written to `ws` now, or queued while
-   * offline; it settles with its reply, a {@linkcode TimeoutError} after `ms`, the
-   * signal's reason, or {@linkcode DisconnectedError} if its connection drops after
-   * sending (a history read is queued again instead: reading twice is harmless).
+   * A request, read (`reader` names the reply that settles it) or unsubscribe: written
+   * to `ws` now, or queued while offline; it settles with its reply, a
+   * {@linkcode TimeoutError} after `ms`, the signal's reason, or
+   * {@linkcode DisconnectedError} if its connection drops after sending (a read is
+   * queued again instead: reading twice is harmless).
    */
   call(
     kind: "request" | "read" | "unsubscribe",
@@ -103,12 +114,14 @@ export class Calls {
     ms: number,
     signal: AbortSignal | undefined,
     ws: ClientWebSocket | undefined,
+    reader?: Reader,
   ): Promise<unknown> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const { promise, resolve, reject } = deferred<unknown>();
     const call: Call = {
       kind,
       frame,
+      reader,
       sent: false,
       settle: (error, value) => {
         if (this.#pending.get(id) !== call) return;

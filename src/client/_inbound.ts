@@ -10,7 +10,7 @@ import type { LifecycleEmitter } from "./_lifecycle_emitter.ts";
 import type { Positions } from "./_positions.ts";
 import type { Rooms } from "./_rooms.ts";
 import type { SocketLifecycle } from "./_socket_lifecycle.ts";
-import { parseEnvelope, readHistory } from "./_wire.ts";
+import { parseEnvelope } from "./_wire.ts";
 import { RequestError } from "./errors.ts";
 import type { ClientWebSocket } from "./hub_client_options.ts";
 import { splitBatch } from "../protocol/batch.ts";
@@ -29,6 +29,10 @@ export interface InboundHost {
   authenticated(userId: string): void;
   /** A re-join of `room` failed but may work: try it again later on this connection. */
   rejoinLater(room: string): void;
+  /** The server acked a `subscribe` of `room` on the current connection. */
+  joined(room: string): void;
+  /** The server refused a re-join of `room`: the client is out of it. */
+  dropped(room: string): void;
 }
 
 /** The parts inbound reads from and settles. */
@@ -122,6 +126,14 @@ export class Inbound {
       case ServerEvent.HISTORY:
         this.#reply(env.type, data ?? {});
         return;
+      case ServerEvent.PRESENCE:
+      case ServerEvent.PRESENCE_STATS:
+        // A reply carries its request's id; without one it is an app event of that name
+        // (from a server that predates presence).
+        if (typeof data?.id === "number") {
+          this.#reply(env.type, data ?? {});
+          return;
+        }
     }
     // A history room's message already delivered (or older than one that was): dropped.
     if (!this.#p.positions.admit(env as Envelope & StreamFields)) return;
@@ -160,6 +172,7 @@ export class Inbound {
         if (!rooms.has(entry.room)) return; // left meanwhile
         const joined = positions.joined(entry.room, data, entry.recover);
         rooms.acked(entry.room);
+        this.#p.host.joined(entry.room);
         if (entry.rejoin) {
           events.emit("recovery", {
             room: entry.room,
@@ -188,6 +201,7 @@ export class Inbound {
       }
       positions.forget(entry.room);
       if (rooms.refused(entry.room, error)) events.report(error, "resubscribe");
+      this.#p.host.dropped(entry.room);
       return;
     }
     if (type === ServerEvent.ERROR) {
@@ -195,7 +209,7 @@ export class Inbound {
       if (entry.kind === "auth") events.report(error, "authenticate");
       else entry.settle(error);
     } else if (entry.kind === "read") {
-      if (type === ServerEvent.HISTORY) entry.settle(undefined, readHistory(data));
+      if (type === entry.reader?.reply) entry.settle(undefined, entry.reader.parse(data));
     } else {
       entry.settle(undefined, type === ServerEvent.ACK ? data.result : undefined);
     }

@@ -2,6 +2,7 @@
 // server envelope. Names and framing rules come from the protocol layer.
 
 import { BUILTIN_TYPES, type Envelope, ServerEvent } from "../protocol/envelope.ts";
+import type { PresenceClient, PresenceStats } from "./presence.ts";
 import type { HistoryResult, StreamPosition } from "./stream_position.ts";
 
 /** `ws:`/`wss:` URL of the hub (http(s) mapped, relative URLs resolved against the page). */
@@ -74,6 +75,14 @@ export function historyFrame(room: string, limit: number | undefined, id: number
   );
 }
 
+/** The presence reads (a request and its reply have the same name). */
+export type PresenceRead = typeof ServerEvent.PRESENCE | typeof ServerEvent.PRESENCE_STATS;
+
+/** A `presence` or `presence.stats` request: `{"type":T,"room":R,"id":X}`. */
+export function presenceFrame(type: PresenceRead, room: string, id: number): string {
+  return JSON.stringify({ type, room, id });
+}
+
 /** The built-in `authenticate` with the app's fields. */
 export function authenticateFrame(fields: Record<string, unknown>, id: number): string {
   return JSON.stringify({ ...fields, type: "authenticate", id });
@@ -102,4 +111,18 @@ export function readHistory(data: Record<string, unknown>): HistoryResult {
     offset: typeof offset === "number" ? offset : undefined,
     messages: Array.isArray(messages) ? messages : [],
   };
+}
+
+/** A `presence` reply's member list (entries without a string `clientId` are dropped). */
+export function readPresence(data: Record<string, unknown>): PresenceClient[] {
+  const clients = Array.isArray(data.clients) ? data.clients : [];
+  return clients.filter((c): c is PresenceClient =>
+    typeof c === "object" && c !== null && typeof c.clientId === "string"
+  );
+}
+
+/** A `presence.stats` reply's counts. */
+export function readPresenceStats(data: Record<string, unknown>): PresenceStats {
+  const count = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v) ? v : 0;
+  return { clients: count(data.clients), users: count(data.users) };
 }

@@ -3,8 +3,9 @@
  * each in its own file: the socket lifecycle and reconnect policy
  * (`_socket_lifecycle.ts`), inbound frames and replies (`_inbound.ts`), the
  * pending-request table and offline queue (`_calls.ts`), rooms (`_rooms.ts`),
- * history rooms' stream positions and dedupe (`_positions.ts`), keepalive
- * (`_keepalive.ts`) and the lifecycle emitter (`_lifecycle_emitter.ts`).
+ * history rooms' stream positions and dedupe (`_positions.ts`), live member lists
+ * (`_member_list.ts`), keepalive (`_keepalive.ts`) and the lifecycle emitter
+ * (`_lifecycle_emitter.ts`).
  *
  * @module
  */
@@ -18,7 +19,7 @@ import type {
   ServerMessage,
   ServerMessageType,
 } from "../protocol/contract.ts";
-import type { Envelope } from "../protocol/envelope.ts";
+import { type Envelope, ServerEvent } from "../protocol/envelope.ts";
 import { assertCloseArgs } from "../protocol/close_codes.ts";
 import { Calls } from "./_calls.ts";
 import { deferred } from "./_deferred.ts";
@@ -26,6 +27,7 @@ import { EventStream } from "../protocol/_event_stream.ts";
 import { type AppListener, Inbound } from "./_inbound.ts";
 import { Keepalive } from "./_keepalive.ts";
 import { LifecycleEmitter } from "./_lifecycle_emitter.ts";
+import { LiveMemberList, type MemberListHost } from "./_member_list.ts";
 import { type ResolvedOptions, resolveOptions } from "./_options.ts";
 import { Positions } from "./_positions.ts";
 import { Rooms } from "./_rooms.ts";
@@ -35,10 +37,16 @@ import {
   encodeMessage,
   historyFrame,
   PING_FRAME,
+  presenceFrame,
+  type PresenceRead,
+  readHistory,
+  readPresence,
+  readPresenceStats,
   recoverFrame,
   resolveUrl,
   roomFrame,
 } from "./_wire.ts";
+import type { Reader } from "./_calls.ts";
 import { backoffDelay } from "./backoff.ts";
 import { DisconnectedError } from "./errors.ts";
 import type {
@@ -51,7 +59,37 @@ import type {
   RequestOptions,
 } from "./hub_client_options.ts";
 import type { CloseInfo, HubClientLifecycle } from "./lifecycle_events.ts";
+import type {
+  MemberList,
+  PresenceClient,
+  PresenceEnvelope,
+  PresenceEventMap,
+  PresenceEventType,
+  PresenceJoin,
+  PresenceStats,
+} from "./presence.ts";
 import type { HistoryResult, StreamFields, StreamPosition } from "./stream_position.ts";
+
+/**
+ * What an `on()` listener gets as its first argument for event type `K`: the data of a
+ * presence built-in (`presence.join`, `presence.leave`), or of the contract's server event.
+ */
+export type ListenerData<C extends AnyContract, K extends string> = K extends PresenceEventType
+  ? PresenceEventMap[K]
+  : K extends ServerMessageType<C> ? ServerData<C, K>
+  : never;
+
+/**
+ * What an `on()` listener gets as its second argument for event type `K`: the whole
+ * envelope (with `room` and `offset` for a message of a history room).
+ */
+export type ListenerEvent<C extends AnyContract, K extends string> = K extends PresenceEventType
+  ? Extract<PresenceEnvelope, { type: K }>
+  : Extract<ServerMessage<C>, { type: K }> & StreamFields;
+
+const HISTORY_READER: Reader = { reply: ServerEvent.HISTORY, parse: readHistory };
+const PRESENCE_READER: Reader = { reply: ServerEvent.PRESENCE, parse: readPresence };
+const STATS_READER: Reader = { reply: ServerEvent.PRESENCE_STATS, parse: readPresenceStats };
 
 // deno-lint-ignore no-explicit-any
 let progressOf: (client: HubClient<any>) => ConnectProgress;
@@ -92,6 +130,10 @@ export function connectProgress<C extends AnyContract>(client: HubClient<C>): Co
  *   recovered (`recovery` event), delivers each room's messages in offset order
  *   and never twice (a duplicate or older offset is dropped), and reads the recent
  *   past with `history()`.
+ * - **Presence rooms** (the server decides which rooms track presence): `presence()`
+ *   and `presenceStats()` read a room's members and counts across every replica,
+ *   `on("presence.join")` / `on("presence.leave")` get the typed join and leave
+ *   events, and `members(room)` keeps a live member list (users, tabs merged).
  * - **close()** is idempotent, rejects what is pending with
  *   {@linkcode DisconnectedError}, ends `events()` iterators, and resolves
  *   once the socket has closed.
@@ -122,6 +164,11 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
   readonly #keepalive: Keepalive;
   readonly #link: SocketLifecycle;
   readonly #inbound: Inbound;
+  /** Live member lists, by room. */
+  readonly #lists = new Map<string, Set<LiveMemberList>>();
+  /** Rooms whose join was acked on the current connection. */
+  readonly #joinedNow = new Set<string>();
+  #listHost: MemberListHost | undefined;
   #everOpened = false;
   #clientId: string | undefined;
   #userId: string | undefined;
@@ -159,8 +206,20 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
         established: (ws, data) => this.#established(ws, data),
         authenticated: (userId) => void (this.#userId = userId),
         rejoinLater: (room) => this.#rejoinLater(room),
+        joined: (room) => {
+          this.#joinedNow.add(room);
+          for (const list of this.#listsOf(room)) list.joined();
+        },
+        dropped: (room) => this.#left(room),
       },
     });
+    const presenceEvent = (joined: boolean) => (data: unknown) => {
+      const room = (data as { room?: unknown } | null)?.room;
+      if (typeof room !== "string") return;
+      for (const list of this.#listsOf(room)) list.event(joined, data as PresenceJoin);
+    };
+    this.#inbound.on(ServerEvent.PRESENCE_JOIN, presenceEvent(true));
+    this.#inbound.on(ServerEvent.PRESENCE_LEAVE, presenceEvent(false));
     link.start();
   }
 
@@ -311,6 +370,7 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
     const joined = this.#rooms.wait(room, ms, signal, () => {
       // Given up before any ack: tell the server, in case the subscribe got through.
       this.#positions.forget(room);
+      this.#left(room);
       this.#link.writable?.send(roomFrame("unsubscribe", room));
     });
     if (this.#link.writable !== undefined) this.#sendSubscribe(room, false);
@@ -340,6 +400,7 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
     }
     this.#rooms.leave(room);
     this.#positions.forget(room);
+    this.#left(room);
     if (this.#link.writable === undefined) return Promise.resolve();
     const id = this.#calls.nextId();
     const frame = roomFrame("unsubscribe", room, id);
@@ -390,17 +451,122 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#call("read", id, frame, `history "${room}"`, options) as Promise<
+    return this.#call("read", id, frame, `history "${room}"`, options, HISTORY_READER) as Promise<
       HistoryResult<C>
     >;
+  }
+
+  /**
+   * Read who is in a presence room: every connection in it, on every replica (the
+   * client must be in the room). While offline the request is queued; if the
+   * connection drops before the answer, it is sent again on the next one.
+   *
+   * @param room The room name.
+   * @param options Timeout and abort signal.
+   * @returns The room's connections: `{clientId, userId?, info?}` each, the
+   *   client's own included (for a live list, see {@linkcode HubClient.members}).
+   * @throws {RequestError} `NOT_SUBSCRIBED` (not in the room), `UNAVAILABLE` (the
+   *   server's presence store cannot serve it now: retry later) or another code the
+   *   server chose (rejection).
+   * @throws {DOMException} `TimeoutError` on timeout; the signal's reason on abort (rejection).
+   * @throws {DisconnectedError} The client closed (rejection).
+   * @throws {QueueFullError} Offline with a full queue (rejection).
+   * @throws {TypeError} If `room` is not a non-empty string (rejection).
+   * @example
+   * ```ts ignore
+   * await client.subscribe("lobby");
+   * const clients = await client.presence("lobby");
+   * console.log(clients.map((c) => c.userId ?? c.clientId));
+   * ```
+   */
+  presence(room: string, options: RequestOptions = {}): Promise<PresenceClient[]> {
+    return this.#readPresence(ServerEvent.PRESENCE, room, options, PRESENCE_READER) as Promise<
+      PresenceClient[]
+    >;
+  }
+
+  /**
+   * Count a presence room's connections and distinct users, on every replica (the
+   * client must be in the room). Cheaper than {@linkcode HubClient.presence} for a
+   * big room. Queued while offline and re-sent after a drop, as `presence()`.
+   *
+   * @param room The room name.
+   * @param options Timeout and abort signal.
+   * @returns `{clients, users}`.
+   * @throws {RequestError} `NOT_SUBSCRIBED`, `UNAVAILABLE` or another code the
+   *   server chose (rejection).
+   * @throws {DOMException} `TimeoutError` on timeout; the signal's reason on abort (rejection).
+   * @throws {DisconnectedError} The client closed (rejection).
+   * @throws {QueueFullError} Offline with a full queue (rejection).
+   * @throws {TypeError} If `room` is not a non-empty string (rejection).
+   * @example
+   * ```ts ignore
+   * const { clients, users } = await client.presenceStats("lobby");
+   * console.log(`${users} people in ${clients} tabs`);
+   * ```
+   */
+  presenceStats(room: string, options: RequestOptions = {}): Promise<PresenceStats> {
+    return this.#readPresence(ServerEvent.PRESENCE_STATS, room, options, STATS_READER) as Promise<
+      PresenceStats
+    >;
+  }
+
+  /**
+   * Keep a live member list of a presence room: users with their tabs merged,
+   * loaded with `presence` whenever the client's join of the room is acked (the
+   * first `subscribe()` and every re-join after a reconnect) and kept current by
+   * `presence.join` / `presence.leave` events, including those that race the load.
+   * See {@linkcode MemberList} for the details.
+   *
+   * It does not join the room: call `subscribe(room)` (before or after). Create the
+   * list before subscribing to see the events that arrive with the join. Close the
+   * list when you no longer need it; leaving the room empties it.
+   *
+   * @param room The room name.
+   * @returns The live list.
+   * @throws {TypeError} If `room` is not a non-empty string.
+   * @throws {DisconnectedError} If the client is closed.
+   * @example
+   * ```ts ignore
+   * const lobby = client.members("lobby");
+   * lobby.onChange((change) => {
+   *   if (change.kind === "join") console.log(`${change.member.userId} joined`);
+   *   render(lobby.members.map((m) => `${m.userId} (${m.clientIds.length} tabs)`));
+   * });
+   * await client.subscribe("lobby");
+   * ```
+   */
+  members(room: string): MemberList {
+    this.#assertNotClosed("keep a member list");
+    if (typeof room !== "string" || room === "") {
+      throw new TypeError("Cannot keep a member list: room must be a non-empty string");
+    }
+    this.#listHost ??= {
+      presence: (r) => this.presence(r),
+      retryDelay: (attempt) => backoffDelay(attempt, this.#o.backoff, this.#o.random),
+      timers: this.#o.timers,
+      report: (error, source) => this.#events.report(error, source),
+      detach: (list) => {
+        const set = this.#lists.get(list.room);
+        set?.delete(list);
+        if (set?.size === 0) this.#lists.delete(list.room);
+      },
+    };
+    const list = new LiveMemberList(room, this.#listHost);
+    let set = this.#lists.get(room);
+    if (set === undefined) this.#lists.set(room, set = new Set());
+    set.add(list);
+    if (this.#joinedNow.has(room)) list.joined();
+    return list;
   }
 
   // ---------------------------------------------------------------- receiving
 
   /**
-   * Call `listener` for every app event of one type, in arrival order.
+   * Call `listener` for every app event of one type, in arrival order, or for
+   * the built-in `presence.join` / `presence.leave` events of presence rooms.
    *
-   * @param type A server event type of the contract.
+   * @param type A server event type of the contract, `"presence.join"` or `"presence.leave"`.
    * @param listener Gets the event's data and the whole envelope (with `room` and
    *   `offset` for a message of a history room). A throw is reported as an `error`
    *   lifecycle event (source `"listener"`).
@@ -409,21 +575,19 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
    * ```ts ignore
    * const off = client.on("chat.message", (m) => console.log(m.from, m.text));
    * off();
+   * client.on("presence.join", ({ room, userId }) => console.log(`${userId} joined ${room}`));
    * ```
    */
-  on<K extends ServerMessageType<C>>(
+  on<K extends ServerMessageType<C> | PresenceEventType>(
     type: K,
-    listener: (
-      data: ServerData<C, K>,
-      event: Extract<ServerMessage<C>, { type: K }> & StreamFields,
-    ) => void,
+    listener: (data: ListenerData<C, K>, event: ListenerEvent<C, K>) => void,
   ): () => void {
     return this.#inbound.on(type, listener as AppListener);
   }
 
   /**
    * Iterate over every app event (`{type, data, timestamp}`, plus `room` and
-   * `offset` for a message of a history room), in arrival order. A slow reader keeps the newest `bufferSize` events (older ones are
+   * `offset` for a message of a history room) and presence event, in arrival order. A slow reader keeps the newest `bufferSize` events (older ones are
    * dropped). The iteration ends when the client closes for good (after what
    * is buffered), when `signal` aborts, or on `break` (`return()` detaches it).
    *
@@ -437,7 +601,9 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
    * }
    * ```
    */
-  events(options: EventsOptions = {}): AsyncIterableIterator<ServerMessage<C> & StreamFields> {
+  events(
+    options: EventsOptions = {},
+  ): AsyncIterableIterator<(ServerMessage<C> | PresenceEnvelope) & StreamFields> {
     const size = options.bufferSize ?? 1024;
     if (!Number.isInteger(size) || size < 1) {
       throw new RangeError("Cannot iterate events: bufferSize must be an integer ≥ 1");
@@ -454,7 +620,9 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
       this.#inbound.addStream(stream);
       signal?.addEventListener("abort", onAbort, { once: true });
     }
-    return stream as unknown as AsyncIterableIterator<ServerMessage<C> & StreamFields>;
+    return stream as unknown as AsyncIterableIterator<
+      (ServerMessage<C> | PresenceEnvelope) & StreamFields
+    >;
   }
 
   /**
@@ -527,9 +695,46 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
     frame: string,
     what: string,
     options: RequestOptions,
+    reader?: Reader,
   ): Promise<unknown> {
     const ms = options.timeout ?? this.#o.requestTimeoutMs;
-    return this.#calls.call(kind, id, frame, what, ms, options.signal, this.#link.writable);
+    const ws = this.#link.writable;
+    return this.#calls.call(kind, id, frame, what, ms, options.signal, ws, reader);
+  }
+
+  #readPresence(
+    type: PresenceRead,
+    room: string,
+    options: RequestOptions,
+    reader: Reader,
+  ): Promise<unknown> {
+    let frame: string;
+    const id = this.#calls.nextId();
+    try {
+      this.#assertNotClosed("read presence");
+      if (typeof room !== "string" || room === "") {
+        throw new TypeError("Cannot read presence: room must be a non-empty string");
+      }
+      frame = presenceFrame(type, room, id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#call("read", id, frame, `${type} "${room}"`, options, reader);
+  }
+
+  #listsOf(room: string): Iterable<LiveMemberList> {
+    const set = this.#lists.get(room);
+    return set === undefined ? [] : [...set];
+  }
+
+  /** The client is out of `room` (left, refused, or given up): its member lists empty. */
+  #left(room: string): void {
+    this.#joinedNow.delete(room);
+    for (const list of this.#listsOf(room)) list.left();
+  }
+
+  #eachList(fn: (list: LiveMemberList) => void): void {
+    for (const set of [...this.#lists.values()]) for (const list of [...set]) fn(list);
   }
 
   /**
@@ -626,6 +831,8 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
     this.#calls.connectionLost(info);
     this.#rooms.connectionLost();
     this.#positions.connectionLost();
+    this.#joinedNow.clear();
+    this.#eachList((list) => list.connectionLost());
   }
 
   /** Closed for good. */
@@ -639,6 +846,8 @@ export class HubClient<C extends AnyContract = AnyContract> implements AsyncDisp
       new DisconnectedError(info.code, info.reason, "Cannot complete: the client is closed");
     this.#calls.rejectAll(error);
     this.#rooms.rejectAll(error);
+    this.#joinedNow.clear();
+    this.#eachList((list) => list.connectionLost());
     this.#inbound.endStreams();
     this.#events.emit("close", { ...info, willReconnect: false });
     this.#closed.resolve(info);

@@ -70,13 +70,14 @@ export type ClientErrorSource =
   | "authenticate"
   | "listener"
   | "parse"
-  | "socket";
+  | "socket"
+  | "members";
 
 /** The `error` lifecycle event. */
 export interface ClientErrorEvent {
   /**
-   * The error: a {@linkcode RequestError} for `server`, `resubscribe` and
-   * `authenticate`; for `socket`, an {@linkcode UpgradeError} when the server
+   * The error: a {@linkcode RequestError} for `server`, `resubscribe`,
+   * `authenticate` and `members` (a member list's load that failed); for `socket`, an {@linkcode UpgradeError} when the server
    * refused the WebSocket upgrade with an HTTP status the runtime reported (Deno,
    * Bun, the `ws` package; browsers do not say), or what the `WebSocket`
    * constructor threw.

@@ -13,6 +13,10 @@
  *   says per room whether it got it (`recovered: false`: reload the room), room
  *   messages reach the app in offset order and never twice, and
  *   `history(room, { limit })` reads the recent past.
+ * - Presence rooms (the server chooses them too): `presence(room)` and
+ *   `presenceStats(room)` read the members and counts of every replica,
+ *   `on("presence.join")` / `on("presence.leave")` are typed, and `members(room)`
+ *   keeps a live member list (users, tabs merged) across reconnects.
  * - Reconnects use exponential backoff with full jitter and stop on terminal
  *   close codes (1000, 1008, 4001, 4003). An upgrade the server refuses is an
  *   {@linkcode UpgradeError} (with the HTTP status where the runtime reports it).
@@ -43,6 +47,7 @@
  */
 
 export { HubClient } from "./hub_client.ts";
+export type { ListenerData, ListenerEvent } from "./hub_client.ts";
 export { connect } from "./connect.ts";
 export type {
   AuthenticateFields,
@@ -66,6 +71,18 @@ export type {
   ReconnectingEvent,
   RecoveryEvent,
 } from "./lifecycle_events.ts";
+export type {
+  MemberList,
+  MemberListChange,
+  PresenceClient,
+  PresenceEnvelope,
+  PresenceEventMap,
+  PresenceEventType,
+  PresenceJoin,
+  PresenceLeave,
+  PresenceMember,
+  PresenceStats,
+} from "./presence.ts";
 export type {
   HistoryMessage,
   HistoryResult,
