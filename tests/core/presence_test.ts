@@ -9,7 +9,7 @@ import {
   type PresenceStore,
 } from "../../mod.ts";
 import { connectMemory, ManualClock, type MemoryClient } from "../../src/testing/mod.ts";
-import { test } from "../_harness.ts";
+import { test, until } from "../_harness.ts";
 
 type Data = Record<string, unknown>;
 const TTL = 3000;
@@ -428,4 +428,71 @@ test("Presence timers run on the hub's clock and stop at close", async () => {
   assert.ok(clock.timerCount > before);
   await hub.close();
   assert.equal(clock.timerCount, before);
+});
+
+/** A store that answers later (like one over the network), around a memory store. */
+function slow(inner: MemoryPresenceStore): PresenceStore {
+  const later = <T>(f: () => T) =>
+    new Promise<T>((resolve, reject) =>
+      setTimeout(() => {
+        try {
+          resolve(f());
+        } catch (e) {
+          reject(e);
+        }
+      }, 1)
+    );
+  return {
+    heartbeat: (r, ttl) => later(() => inner.heartbeat(r, ttl)),
+    add: (r, room, e) => later(() => inner.add(r, room, e)),
+    remove: (r, room, id) => later(() => inner.remove(r, room, id)),
+    members: (room) => later(() => inner.members(room)),
+    counts: (room) => later(() => inner.counts(room)),
+    setUserConnections: (r, u, n) => later(() => inner.setUserConnections(r, u, n)),
+    user: (u) => later(() => inner.user(u)),
+    sweep: () => later(() => inner.sweep()),
+    goodbye: (r) => later(() => inner.goodbye(r)),
+  };
+}
+
+test("With an async store: a join then an immediate leave are announced once each, in order; a closing hub's leaves still reach the other replica", async () => {
+  const inner = new MemoryPresenceStore();
+  const store = slow(inner);
+  const bus = new MemoryBus();
+  const [a, b] = [0, 1].map(() => hubWith({ backplane: bus.connect(), presenceStore: store }));
+  await Promise.all([a.ready, b.ready]);
+  const watcher = await member(a, "p:a", "ada");
+  const churn: MemoryClient[] = [];
+  for (let i = 0; i < 10; i++) {
+    const c = await member(b, "p:a", `u${i}`);
+    if (i % 2 === 0) c.send({ type: "unsubscribe", room: "p:a" });
+    else c.close();
+    churn.push(c);
+  }
+  const stay = [await member(b, "p:a", "bob"), await member(b, "p:a", "cy")];
+  await until(() => events(watcher, "presence.leave").length === 10);
+  await until(() => events(watcher, "presence.join").length === 13);
+  const joins = tally(watcher, "presence.join", "p:a");
+  const leaves = tally(watcher, "presence.leave", "p:a");
+  assert.equal(joins.size, 13);
+  for (const n of joins.values()) assert.equal(n, 1);
+  assert.equal(leaves.size, 10);
+  for (const [id, n] of leaves) {
+    assert.equal(n, 1);
+    const order = watcher.messages.filter((m) => (m.data as Data)?.clientId === id).map((m) =>
+      m.type
+    );
+    assert.deepEqual(order, ["presence.join", "presence.leave"]);
+  }
+  assert.deepEqual(await a.presenceStats("p:a"), { clients: 3, users: 3 });
+  // b closes: its two members' leaves reach a's member before b's backplane goes.
+  await b.close();
+  await until(() => events(watcher, "presence.leave").length === 12);
+  assert.deepEqual(await a.presenceStats("p:a"), { clients: 1, users: 1 });
+  assert.deepEqual(await a.userPresence("bob"), { online: false, connections: 0 });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(events(watcher, "presence.leave").length, 12);
+  await a.close();
+  assert.equal(inner.size, 0);
+  void stay;
 });
