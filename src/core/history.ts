@@ -62,6 +62,12 @@ const DEFAULT_POLICY: Required<HistoryPolicy> = { maxMessages: 100, maxAgeMs: 60
 /** How long a replica waits for a missing offset to arrive before it reads it from the store. */
 export const GAP_GRACE_MS = 50;
 
+/** After the bus comes back, every room is read again once more this much later. */
+export const RESTORE_RECHECK_MS = 1000;
+
+/** Repair reads tried (250 ms, 500 ms, 1 s apart) before a room's members are closed with 4004. */
+export const REPAIR_ATTEMPTS = 4;
+
 /** What the history part is made with. */
 export interface HistoryOptions {
   option: HistoryOption;
@@ -93,6 +99,8 @@ interface Cursor {
   /** The grace timer before a repair read, or the repair in flight. */
   timer: unknown;
   repairing: boolean;
+  /** Repair reads that failed in a row. */
+  failures: number;
 }
 
 /** One hub's history part. */
@@ -107,6 +115,8 @@ export class History {
   readonly #charge: (deliveries: number) => void;
   /** Per history room with local members, this replica's position in its stream. */
   readonly #cursors = new Map<string, Cursor>();
+  /** The second look after the bus came back (see `restored()`). */
+  #recheck: unknown = undefined;
   /** Repairs started (gap reads) and rooms closed with 4004: for tests and stats. */
   readonly repairs = { reads: 0, lost: 0 };
 
@@ -330,6 +340,7 @@ export class History {
     this.repairs.reads++;
     const done = (r: HistoryRead) => {
       c.repairing = false;
+      c.failures = 0;
       if (this.#cursors.get(room) !== c) return;
       if (r.epoch !== c.epoch || !r.complete) {
         // Lost (another epoch) or trimmed before this replica could read it: cannot repair.
@@ -350,6 +361,11 @@ export class History {
       c.repairing = false;
       this.#hooks.report(error, "history");
       if (this.#cursors.get(room) !== c) return;
+      if (c.failures < REPAIR_ATTEMPTS - 1) {
+        // The store may be reconnecting too (it just came back with the bus): try again.
+        this.#repairSoon(room, c, 250 * 2 ** c.failures++);
+        return;
+      }
       // The store cannot say what was missed: the members here reconnect and recover.
       this.#lost(room, c, undefined);
       this.#forget(room, c);
@@ -370,6 +386,16 @@ export class History {
    * replica, and no later message may come to show the gap. Read every room's stream now.
    */
   restored(): void {
+    this.#repairAll();
+    // Health can turn green before every channel is subscribed again: look once more later.
+    if (this.#recheck !== undefined) this.#clock.clearTimeout(this.#recheck);
+    this.#recheck = this.#clock.setTimeout(() => {
+      this.#recheck = undefined;
+      this.#repairAll();
+    }, RESTORE_RECHECK_MS);
+  }
+
+  #repairAll(): void {
     for (const [room, c] of this.#cursors) {
       if (c.timer !== undefined) this.#clock.clearTimeout(c.timer);
       c.timer = undefined;
@@ -385,6 +411,8 @@ export class History {
 
   /** Stop every timer (the hub closes). */
   close(): void {
+    if (this.#recheck !== undefined) this.#clock.clearTimeout(this.#recheck);
+    this.#recheck = undefined;
     for (const [room, c] of this.#cursors) this.#forget(room, c);
   }
 
@@ -548,7 +576,7 @@ export class History {
 }
 
 function newCursor(epoch: string | undefined, last: number): Cursor {
-  return { epoch, last, pending: new Map(), timer: undefined, repairing: false };
+  return { epoch, last, pending: new Map(), timer: undefined, repairing: false, failures: 0 };
 }
 
 function clipRoom(room: string): string {
