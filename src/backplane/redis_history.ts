@@ -340,7 +340,17 @@ export class RedisHistoryStore implements HistoryStore {
     this.#own = options.ownClient ?? false;
     const conn = client as Partial<RedisHistoryClientLike>;
     if (conn.isOpen === false && typeof conn.connect === "function") {
-      this.#ready = conn.connect().then(noop, noop);
+      const connect = conn.connect.bind(conn);
+      // node-redis's connect() does not settle while it keeps reconnecting: the first error
+      // settles `ready` too.
+      this.#ready = new Promise<void>((resolve) => {
+        const settle = () => {
+          conn.off?.("error", settle);
+          resolve();
+        };
+        conn.on?.("error", settle);
+        connect().then(settle, settle);
+      });
     }
   }
 

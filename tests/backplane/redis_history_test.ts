@@ -296,6 +296,36 @@ redisTest(
   },
 );
 
+redisTest(
+  "redisHistoryStore() on a redis that is down: ready resolves, commands reject, then work",
+  async (server) => {
+    await server.down();
+    const store = redisHistoryStore({ url: server.url, createClient, maxReconnectDelayMs: 100 });
+    try {
+      const t0 = performance.now();
+      await store.ready;
+      const attempts = await Promise.allSettled(
+        Array.from(
+          { length: 10 },
+          (_, i) => store.append("d", { head: headOf("m", i, "d") }, POLICY),
+        ),
+      );
+      const took = performance.now() - t0;
+      assert.equal(
+        attempts.filter((r) => r.status === "fulfilled").length,
+        0,
+        "none resolves",
+      );
+      assert.ok(took < 2000, `ready and 10 rejections in ${took.toFixed(0)} ms`);
+      await server.up();
+      const e = await eventually(() => store.append("d", { head: headOf("m", "up", "d") }, POLICY));
+      assert.equal(e.offset, 1, "nothing queued while down ran later");
+    } finally {
+      await store.close();
+    }
+  },
+);
+
 redisTest("a room's keys expire maxAgeMs after its last append", async (server) => {
   const client = await connected(server.url);
   try {
