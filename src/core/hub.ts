@@ -13,7 +13,7 @@
 import type { Target } from "../protocol/target.ts";
 import type { HubDescription } from "./describe.ts";
 import { describeHub } from "./_describe_hub.ts";
-import type { BackplaneHealth, BackplaneStats } from "./backplane.ts";
+import { type BackplaneHealth, type BackplaneStats, MemoryBackplane } from "./backplane.ts";
 import { BackplaneBridge } from "./backplane_bridge.ts";
 import { CloseCode } from "./close_codes.ts";
 import type { Connection, ConnectionOwner } from "./connection.ts";
@@ -146,11 +146,18 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       if (typeof options.history !== "function") {
         throw new TypeError("Cannot create hub: history must be a function of the room name");
       }
-      if (options.backplane !== undefined && options.historyStore === undefined) {
+      const shared = options.historyStore;
+      if (
+        options.backplane !== undefined &&
+        (shared === undefined ||
+          // In-process replicas (one MemoryBus) may share a memory store; isolates may not.
+          (shared instanceof MemoryHistoryStore && !(options.backplane instanceof MemoryBackplane)))
+      ) {
         throw new TypeError(
           "Cannot create hub: history with a backplane needs a historyStore that every replica " +
-            "shares (a MemoryHistoryStore is this process's only, so replicas would disagree " +
-            "on offsets)",
+            "shares, such as RedisHistoryStore from @hubbub/hubbub/redis (a MemoryHistoryStore " +
+            "lives in one process: the isolates of `deno serve --parallel` behind a " +
+            "BroadcastChannel backplane do not share it, so replicas would disagree on offsets)",
         );
       }
       this.#history = new History({
@@ -884,7 +891,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
     const presence = this.#presence;
     const bridgeClosed = presence === undefined
       ? this.#bridge.close()
-      : presence.close().then(() => this.#bridge.close());
+      : presence.close(timeoutMs).then(() => this.#bridge.close());
     await this.#hooks.settledWithin(bridgeClosed, this.#clock, timeoutMs);
   }
 

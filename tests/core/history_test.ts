@@ -13,6 +13,7 @@ import {
   MemoryHistoryStore,
 } from "../../mod.ts";
 import { connectMemory, ManualClock, type MemoryClient } from "../../src/testing/mod.ts";
+import { BroadcastChannelBackplane } from "../../src/backplane/broadcast_channel.ts";
 import { test } from "../_harness.ts";
 
 type Data = Record<string, unknown>;
@@ -200,6 +201,17 @@ test("History with a backplane needs a shared historyStore, said at construction
     () => new Hub({ backplane: bus.connect(), history: () => ({}) }),
     (e: unknown) => e instanceof TypeError && /historyStore/.test(e.message),
   );
+  // Isolates behind a BroadcastChannel (any backplane but an in-process MemoryBus) cannot
+  // share a memory store: refused, with a pointer to one they can share.
+  const bc = new BroadcastChannelBackplane({ name: "hubbub-test-" + crypto.randomUUID() });
+  assert.throws(
+    () => new Hub({ backplane: bc, history: () => ({}), historyStore: new MemoryHistoryStore() }),
+    (e: unknown) => e instanceof TypeError && /RedisHistoryStore/.test(e.message),
+  );
+  // Hubs on one MemoryBus are in one process: they may share one.
+  const store = new MemoryHistoryStore({ bus });
+  const hub = new Hub({ backplane: bus.connect(), history: () => ({}), historyStore: store });
+  return hub.close().then(() => bc.close());
 });
 
 test("One emit to a history room and a plain target: the room's members get its offset frame once", async () => {
