@@ -203,14 +203,27 @@ export class Presence {
 
   /**
    * Stop the timer, wait for writes in flight, and say goodbye to the store (what is left of
-   * this replica's entries and user counts goes).
+   * this replica's entries and user counts goes). Gives up after `timeoutMs` (a store that does
+   * not answer): the entries left expire after the TTL like a dead replica's.
    */
-  async close(): Promise<void> {
+  async close(timeoutMs: number): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#clock.clearInterval(this.#timer);
+    const clock = this.#clock;
+    clock.clearInterval(this.#timer);
+    let timer: unknown;
+    const late = new Promise<void>((resolve) => {
+      timer = clock.setTimeout(resolve, timeoutMs);
+    });
+    await Promise.race([this.#finish(), late]);
+    clock.clearTimeout(timer);
+  }
+
+  async #finish(): Promise<void> {
     await this.#ticking;
     while (this.#tails.size > 0) await Promise.all([...this.#tails.values()]);
+    // A sync store's last events are in microtasks: let them out before the backplane goes.
+    await Promise.resolve();
     try {
       await this.#store.goodbye(this.replica);
     } catch (error) {

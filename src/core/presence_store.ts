@@ -263,10 +263,10 @@ export class MemoryPresenceStore implements PresenceStore {
    * @returns Whether it is new.
    */
   add(replica: string, room: string, entry: PresenceEntry): boolean {
-    let members = this.#rooms.get(room);
-    if (members === undefined) this.#rooms.set(room, members = new Map());
-    const old = members.get(entry.clientId);
+    const old = this.#rooms.get(room)?.get(entry.clientId);
     if (old !== undefined) this.#drop(room, old, false);
+    let members = this.#rooms.get(room); // after the drop, which may have removed the room
+    if (members === undefined) this.#rooms.set(room, members = new Map());
     members.set(entry.clientId, { replica, entry });
     if (entry.userId !== undefined) {
       let users = this.#roomUsers.get(room);

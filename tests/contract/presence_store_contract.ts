@@ -91,6 +91,19 @@ export function presenceStoreContract(
     },
   );
 
+  contract("adding a room's only entry again keeps it", async ({ store, ttlMs }) => {
+    await store.heartbeat("A", ttlMs);
+    assert.equal(await store.add("A", "r", { clientId: "c1", userId: "ada" }), true);
+    assert.equal(await store.add("A", "r", { clientId: "c1", userId: "ada", info: 1 }), false);
+    assert.deepEqual(await store.members("r"), [{ clientId: "c1", userId: "ada", info: 1 }]);
+    assert.deepEqual(await store.counts("r"), { clients: 1, users: 1 });
+    assert.deepEqual(await store.remove("A", "r", "c1"), {
+      clientId: "c1",
+      userId: "ada",
+      info: 1,
+    });
+  });
+
   contract("remove returns the entry once, then undefined", async ({ store, ttlMs }) => {
     await store.heartbeat("A", ttlMs);
     await store.add("A", "r", { clientId: "c1", userId: "ada", info: "hi" });

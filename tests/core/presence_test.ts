@@ -496,3 +496,33 @@ test("With an async store: a join then an immediate leave are announced once eac
   assert.equal(inner.size, 0);
   void stay;
 });
+
+test("A write that fails is reported and repaired at the next heartbeat: the entry is added and announced once", async () => {
+  const clock = new ManualClock();
+  const store = new MemoryPresenceStore({ now: () => clock.now() });
+  const errors: string[] = [];
+  const hub = hubWith({ clock, presenceStore: store, onError: (_e, s) => void errors.push(s) });
+  const watcher = await member(hub, "p:a", "ada");
+  await settle();
+  const add = store.add.bind(store);
+  let failures = 1;
+  store.add = (replica, room, entry) => {
+    if (failures-- > 0) throw new Error("store down");
+    return add(replica, room, entry);
+  };
+  const bob = await member(hub, "p:a", "bob");
+  await settle();
+  assert.deepEqual(errors, ["presence"]);
+  assert.equal((await hub.presence("p:a")).length, 1);
+  assert.equal(events(watcher, "presence.join").length, 1);
+  await advance(clock, TTL / 3);
+  assert.equal((await hub.presence("p:a")).length, 2);
+  const joins = events(watcher, "presence.join").map((d) => d.userId);
+  assert.deepEqual(joins, ["ada", "bob"]);
+  await advance(clock, TTL);
+  assert.equal(events(watcher, "presence.join").length, 2);
+  bob.close();
+  await settle();
+  assert.deepEqual(events(watcher, "presence.leave").map((d) => d.userId), ["bob"]);
+  await hub.close();
+});
