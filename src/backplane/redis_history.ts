@@ -53,8 +53,9 @@ export type RedisHistoryClientLike = RedisCommandClientLike & RedisConnectionLik
 export interface RedisHistoryStoreOptions {
   /**
    * Prefix of every key. A room's keys are `<prefix>{<room>}:m` (its epoch, latest offset and
-   * creation time, a hash) and `<prefix>{<room>}:s` (its entries, a stream). Must not contain
-   * `{`, so that the braces around the room are both keys' cluster hash tag.
+   * creation time, a hash) and `<prefix>{<room>}:s` (its entries, a stream), with `%` and `}`
+   * in the room percent-encoded (`%25`, `%7D`), so that `{<room>}` is both keys' cluster hash
+   * tag. Must not contain `{`.
    * @default {"hubbub:"}
    */
   prefix?: string;
@@ -446,7 +447,8 @@ export class RedisHistoryStore implements HistoryStore {
   async #run(action: string, script: string, room: string, args: string[]): Promise<unknown> {
     const what = `Cannot ${action} the history of ${JSON.stringify(room)}`;
     if (this.#closed) throw new Error(`${what}: store is closed`);
-    const keys = [`${this.#prefix}{${room}}:m`, `${this.#prefix}{${room}}:s`];
+    const tag = `${this.#prefix}{${tagOf(room)}}`;
+    const keys = [`${tag}:m`, `${tag}:s`];
     const sha = await sha1(script);
     try {
       try {
@@ -487,6 +489,16 @@ export class RedisHistoryStore implements HistoryStore {
       );
     });
   }
+}
+
+/**
+ * The room as its keys' hash tag: `%` and `}` percent-encoded, so that the tag (up to the first
+ * `}`) is the whole room, and two rooms never share keys.
+ */
+function tagOf(room: string): string {
+  return room.includes("%") || room.includes("}")
+    ? room.replaceAll("%", "%25").replaceAll("}", "%7D")
+    : room;
 }
 
 /** A policy bound as a script argument: whole milliseconds or messages, "0" for none. */

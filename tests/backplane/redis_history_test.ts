@@ -14,7 +14,12 @@ import {
   startRedis,
   warnNoRedis,
 } from "../_redis.ts";
-import { headOf, historyStoreContract, type Listener } from "../contract/history_store_contract.ts";
+import {
+  AWKWARD_ROOMS,
+  headOf,
+  historyStoreContract,
+  type Listener,
+} from "../contract/history_store_contract.ts";
 
 if (!hasRedis && inCI) {
   test("redis-server is installed (required when CI=true)", () => {
@@ -322,6 +327,40 @@ redisTest(
       assert.equal(e.offset, 1, "nothing queued while down ran later");
     } finally {
       await store.close();
+    }
+  },
+);
+
+redisTest(
+  "a room's two keys share one non-empty hash tag, whatever the room's name",
+  async (server) => {
+    const client = await connected(server.url);
+    try {
+      const store = new RedisHistoryStore(client);
+      const rooms = [...AWKWARD_ROOMS, "a%7Db", "a}b", "%", "}"];
+      for (const room of rooms) await store.append(room, { head: headOf("m", 1, room) }, POLICY);
+      const keys = (await client.sendCommand(["KEYS", "*"])) as string[];
+      assert.equal(keys.length, 2 * rooms.length, "two keys per room, none shared");
+      // The cluster rule: the tag is what lies between the first { and the next }, if not empty.
+      const tag = (key: string) => {
+        const open = key.indexOf("{");
+        const close = key.indexOf("}", open + 1);
+        return key.slice(open + 1, close);
+      };
+      const tags = new Map<string, string[]>();
+      for (const key of keys) {
+        assert.ok(tag(key).length > 0, `${key}: a non-empty tag`);
+        assert.match(key, /^hubbub:\{.*\}:[ms]$/s);
+        tags.set(tag(key), [...(tags.get(tag(key)) ?? []), key.slice(-1)]);
+      }
+      assert.equal(tags.size, rooms.length, "one tag per room");
+      for (const [t, kinds] of tags) assert.deepEqual(kinds.sort(), ["m", "s"], t);
+      assert.ok(
+        tags.has("a%257Db") && tags.has("a%7Db") && tags.has("{x%7D"),
+        [...tags.keys()].join(),
+      );
+    } finally {
+      await release(client);
     }
   },
 );
