@@ -883,3 +883,4 @@ async function release(client: RedisConnectionLike): Promise<void> {
   }
 }
 export * from "./redis_history.ts";
+export * from "./redis_presence.ts";
