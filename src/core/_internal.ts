@@ -21,6 +21,7 @@ export const kRoomAdd: unique symbol = Symbol("hubbub.roomAdd");
 export const kRoomDelete: unique symbol = Symbol("hubbub.roomDelete");
 export const kRoomTake: unique symbol = Symbol("hubbub.roomTake");
 export const kState: unique symbol = Symbol("hubbub.state");
+export const kSettled: unique symbol = Symbol("hubbub.settled");
 
 /** Inbound frames held for one connection while its handler runs, with their UTF-8 sizes. */
 export interface Backlog {

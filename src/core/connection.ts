@@ -26,6 +26,7 @@ import {
   kRoomDelete,
   kRoomHas,
   kRoomTake,
+  kSettled,
   kSetUser,
   kState,
   kTeardown,
@@ -356,6 +357,18 @@ export class Connection<Locals extends Record<string, unknown> = Record<string, 
     if (!(queue ?? this.#newQueue()).push(frame)) return this.#overflow();
     if (this.#writer === undefined) this.#startWriter();
     return true;
+  }
+
+  /**
+   * @internal Hand what is queued to the socket now; resolves once the queue is empty and
+   * the socket is under its low-water mark, or `undefined` when it already is (or the
+   * connection is not open). A large replay waits on it between batches, so it never
+   * overflows the queue the way a live burst to a slow client would.
+   */
+  [kSettled](): Promise<void> | undefined {
+    if (this.#state !== OPEN) return undefined;
+    if (this.#writer === undefined) this[kFlush]();
+    return this.#writer?.done;
   }
 
   /** @internal The once-per-tick flush for corked transports. */

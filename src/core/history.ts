@@ -29,7 +29,8 @@ import type {
 import type { Target } from "../protocol/target.ts";
 import { utf8Length } from "../protocol/envelope.ts";
 import { isThenable } from "./hooks.ts";
-import { kDeliver, kState, settleState, stateOf } from "./_internal.ts";
+import { kDeliver, kSettled, kState, settleState, stateOf } from "./_internal.ts";
+import type { HubLimits } from "./limits.ts";
 import { CloseCode } from "./close_codes.ts";
 
 /** The app's choice of which rooms keep a history, and how much. */
@@ -77,6 +78,7 @@ export interface HistoryOptions {
   counters: Counters;
   bridge: BackplaneBridge;
   clock: Clock;
+  limits: HubLimits;
   /** Charge the sender of the frame being handled for deliveries (the fan-out budget). */
   charge(deliveries: number): void;
 }
@@ -112,6 +114,7 @@ export class History {
   readonly #counters: Counters;
   readonly #bridge: BackplaneBridge;
   readonly #clock: Clock;
+  readonly #limits: HubLimits;
   readonly #charge: (deliveries: number) => void;
   /** Per history room with local members, this replica's position in its stream. */
   readonly #cursors = new Map<string, Cursor>();
@@ -128,6 +131,7 @@ export class History {
     this.#counters = o.counters;
     this.#bridge = o.bridge;
     this.#clock = o.clock;
+    this.#limits = o.limits;
     this.#charge = o.charge;
   }
 
@@ -448,6 +452,12 @@ export class History {
       if (state !== undefined) {
         const held = state.recovering?.get(room);
         if (held !== undefined) {
+          // Live messages wait behind a replay; one the client reads too slowly to finish
+          // while they pile up is a slow client.
+          if (held.length >= this.#limits.maxQueueMessages) {
+            conn.close(CloseCode.SLOW_CLIENT, "slow client");
+            continue;
+          }
           held.push(e);
           delivered++;
           continue;
@@ -481,10 +491,12 @@ export class History {
     const state = stateOf(conn);
     state.floors?.delete(room); // from an earlier membership
     (state.recovering ??= new Map()).set(room, held);
-    const done = (read: HistoryRead) => {
-      state.recovering?.delete(room);
-      settleState(conn);
-      if (conn.state !== "open") return;
+    const done = (read: HistoryRead): Promise<void> | undefined => {
+      if (conn.state !== "open") {
+        state.recovering?.delete(room);
+        settleState(conn);
+        return;
+      }
       const c = this.#position(room, conn, read);
       const recovered = recover !== undefined && recover.epoch === read.epoch && read.complete;
       reply({
@@ -493,25 +505,38 @@ export class History {
         offset: read.offset,
         ...(recover === undefined ? {} : { recovered }),
       });
-      let last = recover !== undefined && recovered ? recover.offset : read.offset;
+      let last = read.offset;
+      const replay: string[] = [];
       if (recovered) {
+        last = recover.offset;
         for (const e of read.entries) {
-          if (!e.except?.includes(conn.id)) conn[kDeliver](e.frame);
+          if (!e.except?.includes(conn.id)) replay.push(e.frame);
           last = e.offset;
         }
       }
-      for (const e of held) {
-        if (e.offset > last) {
-          conn[kDeliver](e.frame);
-          last = e.offset;
+      const finish = () => {
+        state.recovering?.delete(room);
+        settleState(conn);
+        if (conn.state !== "open") return;
+        for (const e of held) {
+          if (e.offset > last) {
+            conn[kDeliver](e.frame);
+            last = e.offset;
+          }
         }
+        // This replica may not have handed out up to here yet: skip those offsets for it.
+        if (last > c.last) {
+          const s = stateOf(conn);
+          (s.floors ??= new Map()).set(room, last);
+        }
+        this.#drain(room, c);
+      };
+      const paced = this.#replay(conn, replay);
+      if (paced === undefined) {
+        finish();
+        return;
       }
-      // This replica may not have handed out up to here yet: skip those offsets for it.
-      if (last > c.last && conn.state === "open") {
-        const s = stateOf(conn);
-        (s.floors ??= new Map()).set(room, last);
-      }
-      this.#drain(room, c);
+      return paced.then(finish);
     };
     const failed = (error: unknown) => {
       state.recovering?.delete(room);
@@ -531,11 +556,36 @@ export class History {
       failed(error);
       return;
     }
-    if (!isThenable(read)) {
-      done(read);
-      return;
-    }
+    if (!isThenable(read)) return done(read);
     return read.then(done, failed);
+  }
+
+  /**
+   * Send a replay's frames. One that fits in a quarter of the connection's queue bounds goes
+   * out at once; a larger one goes in batches of that size, each after the socket took the
+   * last (a replay is paced by the client's reading, never a slow-client close by itself).
+   */
+  #replay(conn: Connection, frames: string[]): Promise<void> | undefined {
+    const maxBytes = this.#limits.maxQueueBytes / 4;
+    const maxCount = Math.max(1, Math.floor(this.#limits.maxQueueMessages / 4));
+    let i = 0;
+    const batch = (): boolean => {
+      let bytes = 0;
+      const end = Math.min(frames.length, i + maxCount);
+      while (i < end && conn.state === "open") {
+        bytes += frames[i].length;
+        conn[kDeliver](frames[i++]);
+        if (bytes >= maxBytes) break;
+      }
+      return i >= frames.length || conn.state !== "open";
+    };
+    if (batch()) return undefined;
+    return (async () => {
+      while (true) {
+        await conn[kSettled]();
+        if (batch()) return;
+      }
+    })();
   }
 
   /**

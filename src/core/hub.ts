@@ -168,6 +168,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
         counters,
         bridge: this.#bridge,
         clock,
+        limits,
         charge: (n) => this.#inbound.charge(n),
       });
       const history = this.#history;

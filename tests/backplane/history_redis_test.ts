@@ -18,24 +18,32 @@ const FIXTURE = new URL("../fixtures/hub_server.ts", import.meta.url).pathname;
 
 interface Replica {
   readonly port: number;
-  publish(room: string, n: number): Promise<{ epoch: string; offset: number } | undefined>;
+  publish(
+    room: string,
+    n: number,
+    pad?: string,
+  ): Promise<{ epoch: string; offset: number } | undefined>;
   stop(): Promise<void>;
 }
 
-async function startReplica(runtime: "deno" | "bun", redis: RedisServer): Promise<Replica> {
+async function startReplica(
+  runtime: "deno" | "bun",
+  redis: RedisServer,
+  env: Record<string, string> = {},
+): Promise<Replica> {
   const child: ChildServer = await startChild(
     runtime === "deno" ? DENO : BUN,
     runtime === "deno" ? ["run", "-A", FIXTURE] : [FIXTURE],
     /READY (\d+)/,
-    { env: { PORT: "0", REDIS_URL: redis.url, HISTORY: "1" } },
+    { env: { PORT: "0", REDIS_URL: redis.url, HISTORY: "1", ...env } },
   );
   const port = Number(child.match[1]);
   return {
     port,
-    async publish(room, n) {
+    async publish(room, n, pad) {
       const res = await fetch(`http://127.0.0.1:${port}/publish`, {
         method: "POST",
-        body: JSON.stringify({ room, type: "n", data: n }),
+        body: JSON.stringify({ room, type: "n", data: pad === undefined ? n : { n, pad } }),
       });
       const body = await res.json() as { epoch: string; offset: number };
       return res.ok ? body : undefined;
@@ -361,6 +369,121 @@ test(
       );
     } finally {
       for (const c of clients) c.shut();
+      for (const r of replicas) await r.stop();
+      await redis.stop();
+    }
+  },
+  { if: isDeno && hasRedis, timeout: 60_000 },
+);
+
+test(
+  "History on Redis: a slow client closed with 4000 reconnects to the other replica, recovers, and misses nothing",
+  async () => {
+    const redis = await startRedis();
+    const replicas: Replica[] = [];
+    const slow = new Recovering(["h:0"]);
+    try {
+      replicas.push(await startReplica("deno", redis), await startReplica("bun", redis));
+      // On the Deno replica (Bun ends a slow client without a close frame: the client sees 1006).
+      await slow.connect(replicas[0].port);
+      // Stop reading (real TCP backpressure) while 64 KiB messages pile up for it.
+      // deno-lint-ignore no-explicit-any
+      (slow.ws as any)._socket.pause();
+      const pad = "x".repeat(64 * 1024);
+      let last = 0;
+      for (let n = 1; n <= 400 && !slow.closes.includes(4000); n++) {
+        last = (await replicas[n % 2].publish("h:0", n, pad))!.offset;
+      }
+      // deno-lint-ignore no-explicit-any
+      (slow.ws as any)._socket.resume();
+      const end = Date.now() + 10_000;
+      while (!slow.closes.length && Date.now() < end) await delay(20);
+      assert.deepEqual(slow.closes, [4000], "closed as a slow client");
+      const before = slow.rooms.get("h:0")!.last;
+      assert.ok(before < last, "it missed some");
+      await connectRetrying(slow, [replicas[1].port], 0);
+      while (slow.rooms.get("h:0")!.last < last && Date.now() < end) await delay(20);
+      const v = slow.rooms.get("h:0")!;
+      assertContiguous("the slow client", v);
+      assert.equal(v.last, last, "recovered everything");
+      assert.equal(v.announced, 0, "recovered: true");
+      console.log(
+        `[history slow client] closed with 4000 at offset ${before} of ${last}; ` +
+          `recovered ${last - before} on the other replica: 0 gaps, 0 duplicates`,
+      );
+    } finally {
+      slow.shut();
+      for (const r of replicas) await r.stop();
+      await redis.stop();
+    }
+  },
+  { if: isDeno && hasRedis, timeout: 60_000 },
+);
+
+test(
+  "History on Redis: away longer than the history holds (by count, by age) gets recovered: false; a malformed recover gets INVALID_INPUT and the connection stays open",
+  async () => {
+    const redis = await startRedis();
+    const replicas: Replica[] = [];
+    const sockets: WebSocket[] = [];
+    try {
+      const env = { HISTORY_MAX_MESSAGES: "20", HISTORY_MAX_AGE_MS: "3000" };
+      replicas.push(await startReplica("deno", redis, env), await startReplica("bun", redis, env));
+      // A raw socket and its messages in order.
+      const open = async (port: number) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+        sockets.push(ws);
+        const got: { type: string; data: Record<string, unknown> }[] = [];
+        const waiters: (() => void)[] = [];
+        ws.on("message", (raw: Uint8Array) => {
+          got.push(JSON.parse(new TextDecoder().decode(raw)));
+          for (const w of waiters.splice(0)) w();
+        });
+        const next = async (type: string) => {
+          for (;;) {
+            const k = got.findIndex((x) => x.type === type);
+            if (k !== -1) return got.splice(k, 1)[0].data;
+            await new Promise<void>((r) => waiters.push(r));
+          }
+        };
+        await next("connection.established");
+        return { ws, next };
+      };
+      const recoverOn = async (port: number, recover: unknown) => {
+        const c = await open(port);
+        c.ws.send(JSON.stringify({ type: "subscribe", room: "h:0", recover }));
+        return c;
+      };
+      // By count: 25 messages after the position, 20 kept.
+      const first = await replicas[0].publish("h:0", 0);
+      for (let n = 1; n <= 25; n++) await replicas[n % 2].publish("h:0", n);
+      for (const r of replicas) {
+        const c = await recoverOn(r.port, { epoch: first!.epoch, offset: first!.offset });
+        assert.equal((await c.next("subscribed")).recovered, false, "by count");
+      }
+      // By age (3 s): 26 ages out while 27 and 28 are kept (an idle stream would expire whole,
+      // a new epoch, so 27 keeps it alive).
+      const at = await replicas[0].publish("h:0", 26);
+      await delay(2000);
+      await replicas[1].publish("h:0", 27);
+      await delay(1200);
+      await replicas[0].publish("h:0", 28); // trims 26 (3.2 s old)
+      for (const r of replicas) {
+        const c = await recoverOn(r.port, { epoch: at!.epoch, offset: at!.offset - 1 });
+        assert.equal((await c.next("subscribed")).recovered, false, "by age");
+        const ok = await recoverOn(r.port, { epoch: at!.epoch, offset: at!.offset });
+        assert.equal((await ok.next("subscribed")).recovered, true, "a position still held");
+      }
+      // Malformed: INVALID_INPUT, and the connection answers a ping afterwards.
+      for (const r of replicas) {
+        const c = await recoverOn(r.port, { epoch: "", offset: -1 });
+        assert.equal((await c.next("error")).code, "INVALID_INPUT");
+        c.ws.send(JSON.stringify({ type: "ping" }));
+        await c.next("pong");
+        assert.equal(c.ws.readyState, WebSocket.OPEN);
+      }
+    } finally {
+      for (const ws of sockets) ws.terminate();
       for (const r of replicas) await r.stop();
       await redis.stop();
     }
