@@ -1,5 +1,5 @@
 /**
- * The hubbub chat demo: rooms, messages, whispers and presence on one hub.
+ * The hubbub chat demo: rooms, messages, whispers, presence and history on one hub.
  *
  * - `GET /` serves a single self-contained page; `/ws` is the hub.
  * - Identity: a `?user=NAME` query parameter. **DEMO ONLY**: anyone can claim
@@ -8,21 +8,25 @@
  *   matching `^[a-z0-9-]{1,32}$`.
  * - `{"type":"message","room":R,"text":T}` reaches every member of R, and only
  *   from a member of R (else `error` `NOT_IN_ROOM`).
+ * - History: every room keeps its last {@linkcode CHAT_HISTORY} messages (100, for
+ *   10 minutes), so each message carries `room` and `offset`; the page shows a room's
+ *   recent messages when it joins (`history`), and a reconnecting page recovers what
+ *   it missed (the client's `recover`).
  * - `{"type":"whisper","to":U,"text":T}` reaches every connection of U and of the
  *   sender (so all the sender's tabs show the conversation); `error`
- *   `USER_OFFLINE` when U has no connection (only without a backplane: with one,
- *   U may be connected to another replica).
- * - Presence: room members get `presence` `{room, user, action, users}` when a
- *   user's first connection joins the room (the hub's `onJoin`) and when their
- *   last one in it leaves, by `unsubscribe` or by closing (`onLeave`). The
- *   joining connection gets its own `join` before its `subscribed` reply (in the
- *   same frame with batched framing): the page keeps a room's events from the
- *   moment it asks to join.
+ *   `USER_OFFLINE` when U has no connection on any replica (the hub's user presence).
+ * - Presence: the hub's built-in presence, in every room: members get
+ *   `presence.join` / `presence.leave` for every connection that joins or leaves
+ *   (the × on the page is an `unsubscribe`), and ask `presence` for the member list;
+ *   the page keeps it with the client's `members(room)` (a user's tabs merged).
  * - `GET /inspect`: the hub inspector (live counts, rates, recent frames). **DEMO
  *   ONLY** access rule: requests addressed to localhost (see `authorize` below).
  * - Several replicas (pass a `backplane`, see `main.ts` and `serve.ts`): messages,
- *   whispers and presence events reach every replica; each presence `users` list
- *   holds the members the announcing replica knows (the page merges them).
+ *   whispers and presence events reach every replica. History and presence then need
+ *   stores every replica shares (`historyStore`, `presenceStore`: Redis, see
+ *   `redis.ts`); without them the app keeps no history and tracks no presence (the
+ *   page says its member list is unavailable) and cannot refuse a whisper to someone
+ *   offline.
  *
  * The only runtime-specific part is picking the adapter (on Node, `main_node.ts` routes the
  * server's `upgrade` event to the `./node` adapter).
@@ -38,7 +42,7 @@
  */
 
 import {
-  type Connection,
+  type HistoryPolicy,
   Hub,
   type HubOptions,
   type InboundMessage,
@@ -111,25 +115,20 @@ export interface WhisperMessage extends InboundMessage {
 /** What clients may send besides the hub's built-ins. */
 export type ChatMessage = SayMessage | WhisperMessage;
 
-/** `presence` event data. */
-export interface Presence {
-  /** The room. */
-  room: string;
-  /** Who joined or left. */
-  user: string;
-  /** What they did. */
-  action: "join" | "leave";
-  /** Everyone in the room now, sorted. */
-  users: string[];
-}
+/** How much of each room the chat keeps: the last 100 messages, for 10 minutes. */
+export const CHAT_HISTORY: Readonly<Required<HistoryPolicy>> = Object.freeze({
+  maxMessages: 100,
+  maxAgeMs: 10 * 60_000,
+});
 
 /**
  * Options for {@linkcode createChatApp}: any hub option except the ones the
- * chat itself defines.
+ * chat itself defines. With a `backplane`, pass a `historyStore` and a
+ * `presenceStore` that every replica shares (Redis) to keep history and presence.
  */
 export type ChatAppOptions = Omit<
   HubOptions<ChatMessage>,
-  "identify" | "authenticate" | "canJoin" | "schema" | "onMessage" | "onJoin" | "onLeave"
+  "identify" | "authenticate" | "canJoin" | "schema" | "onMessage" | "history" | "presence"
 >;
 
 /** What {@linkcode createChatApp} returns. */
@@ -164,8 +163,14 @@ const PAGE_HEADERS = {
  * @returns The hub, the handler, and Bun's `websocket` handlers when on Bun.
  */
 export function createChatApp(options: ChatAppOptions = {}): ChatApp {
+  // One process keeps both in memory; replicas need stores they share.
+  const alone = options.backplane === undefined;
+  const keepHistory = alone || options.historyStore !== undefined;
+  const trackPresence = alone || options.presenceStore !== undefined;
   const hub: Hub<ChatMessage> = new Hub<ChatMessage>({
     ...options,
+    history: keepHistory ? (room) => ROOM_NAME.test(room) && CHAT_HISTORY : undefined,
+    presence: trackPresence ? (room) => ROOM_NAME.test(room) : undefined,
     // DEMO ONLY: the user names themselves in the URL and nobody checks it.
     // Never do this in production: verify a session cookie or a signed token here.
     identify(request) {
@@ -173,8 +178,6 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
       return user && USER_NAME.test(user) ? { userId: user } : null; // null → 401
     },
     canJoin: (_connection, room) => ROOM_NAME.test(room),
-    onJoin: announceJoin,
-    onLeave: (connection, room) => announceLeave(connection, room),
     schema: chatSchema,
     onMessage(connection, message) {
       const user = connection.userId!; // identify refuses anonymous connections
@@ -187,44 +190,23 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
         }
         hub.emit("message", { room, user, text }, { rooms: room });
       } else {
-        const { to, text } = message;
-        // Who is online is known per replica: with a backplane the recipient may be on
-        // another one, so only a hub on its own can tell that nobody will get it.
-        if (options.backplane === undefined && hub.userConnections(to).length === 0) {
-          throw new MessageError("USER_OFFLINE", "Cannot whisper: user is not online", { to });
-        }
-        hub.emit("whisper", { from: user, to, text }, { users: [to, user] });
+        return whisper(user, message);
       }
     },
   });
 
-  function usersIn(room: string): string[] {
-    const users = new Set<string>();
-    for (const c of hub.roomMembers(room)) if (c.userId !== undefined) users.add(c.userId);
-    return [...users].sort();
+  async function whisper(from: string, { to, text }: WhisperMessage): Promise<void> {
+    if (!(await isOnline(to))) {
+      throw new MessageError("USER_OFFLINE", "Cannot whisper: user is not online", { to });
+    }
+    hub.emit("whisper", { from, to, text }, { users: [to, from] });
   }
 
-  // Called by the hub as the connection joins, before its `subscribed` reply.
-  function announceJoin(connection: Connection, room: string): void {
-    const user = connection.userId;
-    if (user === undefined) return; // identify refuses anonymous connections
-    const presence: Presence = { room, user, action: "join", users: usersIn(room) };
-    const otherTab = hub.roomMembers(room).some((c) => c !== connection && c.userId === user);
-    // A second tab of someone already present: only that tab needs the member list.
-    if (otherTab) hub.sendTo(connection.id, "presence", presence);
-    else hub.emit("presence", presence, { rooms: room });
-  }
-
-  // Called by the hub once the connection is out of the room: by `unsubscribe` (the × on the
-  // page), a server `leave()`, or because it closed.
-  function announceLeave(connection: Connection, room: string): void {
-    const user = connection.userId;
-    if (user === undefined) return;
-    const users = usersIn(room);
-    if (users.includes(user)) return; // still in the room in another tab
-    // Emitted even when no local member is left: with a backplane, other replicas' members hear it.
-    const presence: Presence = { room, user, action: "leave", users };
-    hub.emit("presence", presence, { rooms: room });
+  /** Whether `user` has a connection on any replica (`true` when nobody can tell). */
+  async function isOnline(user: string): Promise<boolean> {
+    // The hub keeps every user's connection count across replicas when it tracks presence.
+    if (trackPresence) return (await hub.userPresence(user)).online;
+    return true; // replicas without a shared presence store: the user may be on another one
   }
 
   // DEMO ONLY: anyone who reaches the server as "localhost" may inspect it. The Host header

@@ -9,20 +9,20 @@
  * Listens on `$PORT` (default 8000) on `$HOST` (default 127.0.0.1: the demo's
  * identity is a name in the URL, so keep it off the network unless you mean it).
  *
- * With `$REDIS_URL` set (e.g. `redis://127.0.0.1:6379`), the hub joins a Redis
- * backplane: run two of these on two ports and they behave as one chat
- * (see `examples/cluster/README.md`). For several cores of one machine, see
- * `serve.ts` (`deno serve --parallel`).
+ * Every room keeps its last 100 messages for 10 minutes: in memory, or in Redis
+ * with `$REDIS_URL` set (e.g. `redis://127.0.0.1:6379`). The hub then also joins a
+ * Redis backplane: run two of these on two ports and they behave as one chat
+ * (see `examples/cluster/README.md`), and a restarted demo still has its history.
+ * For several cores of one machine, see `serve.ts` (`deno serve --parallel`).
  *
  * SIGINT/SIGTERM close the hub (every client gets `connection.closed` and 1001),
- * then the server, then exit.
+ * then the server and the Redis stores, then exit.
  *
  * @module
  */
 
-import type { Backplane } from "../../mod.ts";
-import { redisBackplane } from "../../src/backplane/redis.ts";
 import { createChatApp } from "./app.ts";
+import { type ChatRedis, connectChatRedis } from "./redis.ts";
 
 /** The parts of `Bun` used here. */
 interface BunLike {
@@ -52,13 +52,9 @@ function env(name: string): string | undefined {
 const port = Number(env("PORT") ?? 8000);
 const hostname = env("HOST") ?? "127.0.0.1";
 const redisUrl = env("REDIS_URL");
-let backplane: Backplane | undefined;
-if (redisUrl) {
-  // Loaded only when asked for: the demo runs without the redis package otherwise.
-  const { createClient } = await import("redis");
-  backplane = redisBackplane({ url: redisUrl, createClient });
-}
-const app = createChatApp({ backplane });
+// Loaded only when asked for: the demo runs without the redis package otherwise.
+const redis: ChatRedis | undefined = redisUrl ? await connectChatRedis(redisUrl) : undefined;
+const app = createChatApp(redis?.options);
 if (redisUrl) {
   await app.hub.ready;
   const health = app.hub.backplaneHealth;
@@ -92,6 +88,7 @@ async function shutdown(): Promise<void> {
   console.log("shutting down…");
   await app.hub.close();
   await stopServer();
+  await redis?.close();
   if (deno !== undefined) deno.exit(0);
   else proc?.exit(0);
 }

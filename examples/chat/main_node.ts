@@ -8,8 +8,9 @@
  * The same app as `main.ts` (`app.ts`): the page, the inspector and the client bundle go
  * through `app.fetch`; WebSocket upgrades at `/ws` go from the server's `upgrade` event to
  * `createNodeHandler`. Listens on `$PORT` (default 8000) on `$HOST` (default 127.0.0.1);
- * `$REDIS_URL` joins a Redis backplane as in `main.ts`. SIGINT/SIGTERM close the hub (every
- * client gets `connection.closed` and 1001), then the server, then exit.
+ * `$REDIS_URL` keeps the history in Redis and joins a Redis backplane, as in `main.ts`.
+ * SIGINT/SIGTERM close the hub (every client gets `connection.closed` and 1001), then the
+ * server and the Redis stores, then exit.
  *
  * @module
  */
@@ -17,20 +18,15 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import process from "node:process";
 import { WebSocketServer } from "ws";
-import type { Backplane } from "../../mod.ts";
-import { redisBackplane } from "../../src/backplane/redis.ts";
 import { createNodeHandler } from "../../src/adapters/node.ts";
 import { createChatApp } from "./app.ts";
+import { type ChatRedis, connectChatRedis } from "./redis.ts";
 
 const port = Number(process.env.PORT ?? 8000);
 const hostname = process.env.HOST ?? "127.0.0.1";
 const redisUrl = process.env.REDIS_URL;
-let backplane: Backplane | undefined;
-if (redisUrl) {
-  const { createClient } = await import("redis");
-  backplane = redisBackplane({ url: redisUrl, createClient });
-}
-const app = createChatApp({ backplane });
+const redis: ChatRedis | undefined = redisUrl ? await connectChatRedis(redisUrl) : undefined;
+const app = createChatApp(redis?.options);
 if (redisUrl) await app.hub.ready;
 const ws = createNodeHandler(app.hub, { WebSocketServer });
 
@@ -84,6 +80,7 @@ async function shutdown(): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections(); // idle keep-alive connections and open SSE streams
   });
+  await redis?.close();
   process.exit(0);
 }
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, shutdown);

@@ -51,6 +51,7 @@ export const CHAT_PAGE: string = `<!doctype html>
            background: var(--accent); color: #fff; border-radius: 999px; padding: 0 .35rem;
            font-size: .75rem; line-height: 1.35rem; }
   #members li { padding: .1rem .4rem; color: var(--muted); overflow-wrap: anywhere; }
+  #members li.info { font-style: italic; }
   section { display: flex; flex-direction: column; min-height: 0; min-width: 0; }
   #log { flex: 1; min-height: 0; overflow-y: auto; margin: 0; padding: .8rem 1rem; }
   #log li { padding: .15rem 0; overflow-wrap: anywhere; white-space: pre-wrap; }
@@ -113,16 +114,20 @@ export const CHAT_PAGE: string = `<!doctype html>
   </section>
 </main>
 <script type="module">
-// The page talks to the hub through hubbub's own client (bundled to /hubbub-client.js):
-// it reconnects with backoff, re-joins its rooms and correlates replies by request id.
+// The page talks to the hub through hubbub's own client (bundled to /hubbub-client.js): it
+// reconnects with backoff, re-joins its rooms (recovering what it missed: every room keeps a
+// history), correlates replies by request id, and keeps each room's member list.
 import { HubClient } from "/hubbub-client.js";
 const $ = (id) => document.getElementById(id);
 const WHISPERS = "@whispers";
 const MAX_LINES = 500;
+const HISTORY_LIMIT = 100;
 /**
- * name → { lines, users, unread, joining }; WHISPERS holds whispers and errors. A room's view
- * exists from the moment the page asks to join it (\`joining\` until the server acks): the
- * server sends the joiner's own presence, with the member list, before its \`subscribed\` reply.
+ * name → { lines, unread, joining, list, seen, epoch, noMembers, anchor }; WHISPERS holds
+ * whispers and errors. A room's view exists from the moment the page asks to join it
+ * (\`joining\` until the server acks). \`list\` is the client's live member list of the room;
+ * \`seen\` holds the "epoch:offset" of every message shown, so a message that arrives live, in
+ * a recovery replay and in a history read is shown once.
  */
 const views = new Map();
 let client = null;
@@ -131,7 +136,12 @@ let current = WHISPERS;
 
 function view(name) {
   let v = views.get(name);
-  if (!v) views.set(name, v = { lines: [], users: [], unread: 0, joining: false });
+  if (!v) {
+    views.set(name, v = {
+      lines: [], unread: 0, joining: false, list: null, seen: new Set(), epoch: undefined,
+      noMembers: false, anchor: null,
+    });
+  }
   return v;
 }
 view(WHISPERS);
@@ -154,6 +164,46 @@ function addLine(name, line) {
     v.unread++;
     renderViews();
   }
+}
+
+/** A chat message of \`room\` (live, replayed, or from a history read), shown once. */
+function messageLine(v, epoch, env) {
+  if (env.offset !== undefined && epoch !== undefined) {
+    const key = epoch + ":" + env.offset;
+    if (v.seen.has(key)) return null;
+    v.seen.add(key);
+  }
+  return { time: env.timestamp, who: env.data.user, text: env.data.text, epoch, offset: env.offset };
+}
+
+/**
+ * A history read: the messages not shown yet go in offset order, before the first line of the
+ * same epoch with a greater offset, else before the page's own join line (a first join), else
+ * at the end.
+ */
+function addHistory(room, result) {
+  const v = views.get(room);
+  if (!v) return;
+  let added = 0;
+  for (const m of result.messages) {
+    if (m.type !== "message") continue;
+    const line = messageLine(v, result.epoch, m);
+    if (!line) continue;
+    let at = v.lines.findIndex((l) => l.epoch === result.epoch && l.offset > m.offset);
+    if (at < 0) at = v.anchor ? v.lines.indexOf(v.anchor) : -1;
+    if (at < 0) v.lines.push(line);
+    else v.lines.splice(at, 0, line);
+    added++;
+  }
+  v.anchor = null;
+  while (v.lines.length > MAX_LINES) v.lines.shift();
+  if (added > 0 && room === current) select(room);
+}
+
+function loadHistory(room) {
+  // Only a room that keeps a history has a stream position (a demo without its stores has none).
+  if (!client || !client.position(room)) return;
+  client.history(room, { limit: HISTORY_LIMIT }).then((r) => addHistory(room, r), showError);
 }
 
 // The log follows its newest line while it is scrolled to the bottom, also when it is resized
@@ -188,9 +238,10 @@ function renderViews() {
     if (name !== WHISPERS) {
       const leave = el("button", "×", "plain");
       leave.title = "leave " + name;
-      // The server tells the other members (presence "leave") as this connection leaves.
+      // The hub tells the other members (presence.leave) as this connection leaves.
       leave.onclick = () => {
         client?.unsubscribe(name).then(() => {
+          v.list?.close();
           views.delete(name);
           if (current === name) select(WHISPERS);
           else renderViews();
@@ -205,7 +256,18 @@ function renderViews() {
 function renderMembers() {
   const inRoom = current !== WHISPERS;
   $("members-title").hidden = $("members").hidden = !inRoom;
-  $("members").replaceChildren(...(inRoom ? view(current).users.map((u) => el("li", u)) : []));
+  const v = view(current);
+  const items = [];
+  if (inRoom && v.list) {
+    for (const m of v.list.members) {
+      const li = el("li", m.userId ?? "guest");
+      const tabs = m.clientIds.length;
+      if (tabs > 1) li.title = tabs + " tabs";
+      items.push(li);
+    }
+    if (!v.list.loaded && v.noMembers) items.push(el("li", "(member list unavailable)", "info"));
+  }
+  $("members").replaceChildren(...items);
 }
 
 function select(name) {
@@ -231,6 +293,38 @@ function showError(e) {
   addLine(WHISPERS, { time: Date.now(), text: (e.code ?? "ERROR") + ": " + e.message, cls: "err" });
 }
 
+/** A member list change: join and leave lines for others (the page writes its own join). */
+function membersChanged(room, change) {
+  const v = views.get(room);
+  if (!v) return;
+  if ((change.kind === "join" || change.kind === "leave") && change.member.userId !== me) {
+    const who = change.member.userId ?? "a guest";
+    addLine(room, { time: Date.now(), text: who + (change.kind === "join" ? " joined" : " left"), cls: "info" });
+  }
+  if (room === current) renderMembers();
+}
+
+function joinRoom(room) {
+  const v = view(room);
+  v.joining = true;
+  // Before the subscribe: the list keeps the join and leave events that arrive with the ack.
+  v.list = client.members(room);
+  v.list.onChange((change) => membersChanged(room, change));
+  client.subscribe(room).then(() => {
+    if (views.get(room) !== v) return; // left again meanwhile
+    v.joining = false;
+    v.epoch = client.position(room)?.epoch;
+    v.anchor = { time: Date.now(), text: me + " joined", cls: "info" };
+    addLine(room, v.anchor);
+    select(room);
+    loadHistory(room); // the room's recent messages go above our join line
+  }, (e) => {
+    v.list.close();
+    if (views.get(room) === v) views.delete(room);
+    showError(e);
+  });
+}
+
 function connect(name) {
   const url = new URL("/ws", location.href);
   url.searchParams.set("user", name); // DEMO ONLY: a real app proves identity with a cookie or token
@@ -238,12 +332,8 @@ function connect(name) {
   $("status").textContent = "connecting…";
   $("connect").disabled = true;
   let opened = false; // whether this client ever connected: a name the server refuses never does
-  c.onLifecycle("open", ({ reconnected }) => {
+  c.onLifecycle("open", () => {
     opened = true;
-    // The client re-joins every room; each re-join's presence brings the member list afresh
-    // (who did not come back is gone from it).
-    if (reconnected) for (const [name, v] of views) if (name !== WHISPERS) v.users = [];
-    renderMembers();
     me = c.userId;
     setConnected(true);
     $("connect").disabled = false;
@@ -259,38 +349,51 @@ function connect(name) {
       ? "connection lost: reconnecting " + retry
       : "cannot connect (the server is unreachable or refused the name): retrying " + retry;
   });
+  // Every room is re-joined after a reconnect. Recovered: the server replays what we missed, in
+  // order (the client drops what we already have). Not recovered: a new stream (the server
+  // restarted without its history) or we were away too long; what it still holds is read again.
+  c.onLifecycle("recovery", ({ room, recovered, epoch }) => {
+    const v = views.get(room);
+    if (!v || recovered || epoch === undefined) return;
+    const lost = epoch !== v.epoch;
+    v.epoch = epoch;
+    addLine(room, {
+      time: Date.now(),
+      text: lost
+        ? "the server lost this room's history: messages from here on are new"
+        : "away too long: some messages may be missing above",
+      cls: "info",
+    });
+    loadHistory(room);
+  });
   c.onLifecycle("close", ({ code, reason, willReconnect }) => {
     if (willReconnect || client !== c) return;
     client = null;
     me = null;
     // Out of every room: a new connection starts with none (its lines are dropped too).
-    for (const name of [...views.keys()]) if (name !== WHISPERS) views.delete(name);
+    for (const [name, v] of [...views]) {
+      if (name === WHISPERS) continue;
+      v.list?.close();
+      views.delete(name);
+    }
     select(WHISPERS);
     setConnected(false);
     $("connect").disabled = false;
     $("status").textContent = "disconnected (" + code + (reason ? ": " + reason : "") + ")";
   });
-  c.onLifecycle("error", ({ error }) => showError(error));
+  c.onLifecycle("error", ({ error, source }) => {
+    if (source !== "members") return showError(error);
+    // This server keeps no presence (replicas without a shared store): no member list.
+    for (const v of views.values()) if (v.list && !v.list.loaded) v.noMembers = true;
+    renderMembers();
+  });
   c.on("message", (data, ev) => {
-    addLine(data.room, { time: ev.timestamp, who: data.user, text: data.text });
+    const v = views.get(data.room);
+    const line = v && messageLine(v, c.position(data.room)?.epoch, ev);
+    if (line) addLine(data.room, line);
   });
   c.on("whisper", (data, ev) => {
     addLine(WHISPERS, { time: ev.timestamp, who: data.from + " → " + data.to, text: data.text });
-  });
-  c.on("presence", (data, ev) => {
-    if (!views.has(data.room)) return;
-    // Merge rather than replace: with several replicas (a backplane), each announces
-    // the members it knows locally; joins and leaves from every replica reach everyone.
-    const members = new Set(view(data.room).users.concat(data.users));
-    if (data.action === "join") members.add(data.user);
-    else members.delete(data.user);
-    view(data.room).users = [...members].sort();
-    const verb = data.action === "join" ? " joined" : " left";
-    addLine(data.room, { time: ev.timestamp, text: data.user + verb, cls: "info" });
-    if (data.room === current) renderMembers();
-  });
-  c.on("connection.closed", (data) => {
-    $("status").textContent = "closed by server: " + data.reason;
   });
 }
 
@@ -308,17 +411,7 @@ $("join").onsubmit = (e) => {
     if (!views.get(room).joining) select(room);
     return;
   }
-  // Keep the room's events from now on: its presence (members, our own join) can arrive in
-  // the same frame as the ack, before this promise settles.
-  view(room).joining = true;
-  client.subscribe(room).then(() => {
-    if (!views.has(room)) return; // left again meanwhile
-    view(room).joining = false;
-    select(room);
-  }, (e) => {
-    views.delete(room);
-    showError(e);
-  });
+  joinRoom(room);
 };
 $("compose").onsubmit = (e) => {
   e.preventDefault();

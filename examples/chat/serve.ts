@@ -7,8 +7,10 @@
  * ```
  *
  * Each isolate runs this module with its own hub; the isolates act as one chat
- * through a `BroadcastChannel` backplane. With `$REDIS_URL` set they join a
- * Redis backplane instead, so several machines can act as one too.
+ * through a `BroadcastChannel` backplane. History and presence need stores every
+ * isolate shares, which only Redis gives: without `$REDIS_URL` the rooms keep no
+ * history and the page has no member list. With `$REDIS_URL` set the isolates use
+ * Redis for all three, so several machines can act as one too.
  *
  * SIGTERM closes each isolate's hub (clients get `connection.closed` and 1001):
  * `deno serve` then finishes its graceful shutdown. Without that, the hub's
@@ -17,22 +19,19 @@
  * @module
  */
 
-import type { Backplane } from "../../mod.ts";
 import { BroadcastChannelBackplane } from "../../src/backplane/broadcast_channel.ts";
-import { redisBackplane } from "../../src/backplane/redis.ts";
 import { createChatApp } from "./app.ts";
+import { connectChatRedis } from "./redis.ts";
 
 const redisUrl = Deno.env.get("REDIS_URL");
-let backplane: Backplane;
-if (redisUrl) {
-  const { createClient } = await import("redis");
-  backplane = redisBackplane({ url: redisUrl, createClient });
-} else {
-  backplane = new BroadcastChannelBackplane({ name: "hubbub-chat" });
-}
-
-const app = createChatApp({ backplane });
-Deno.addSignalListener("SIGTERM", () => void app.hub.close());
+const redis = redisUrl ? await connectChatRedis(redisUrl) : undefined;
+const app = createChatApp(
+  redis?.options ?? { backplane: new BroadcastChannelBackplane({ name: "hubbub-chat" }) },
+);
+Deno.addSignalListener("SIGTERM", async () => {
+  await app.hub.close();
+  await redis?.close();
+});
 
 /** The request handler `deno serve` calls. */
 export default {

@@ -1,9 +1,13 @@
 // The chat demo in a real browser (Debian's headless Chromium via playwright-core), on Bun,
 // through the page's bundled hubbub client:
-// - presence: whoever joins second sees both members, everyone sees their own join line, and
-//   a × leave takes the member off the other page's list;
+// - presence (the hub's, through the client's members()): whoever joins second sees both
+//   members, everyone sees their own join line, and a × leave takes the member off the other
+//   page's list;
+// - history: a page that joins shows the room's recent messages; one whose connection the
+//   server drops recovers what it missed; each message shows exactly once;
 // - a server restart on the same port: the pages reconnect by themselves, the status blames
-//   the connection, not the user's name, and whoever did not come back leaves the member lists;
+//   the connection, not the user's name, whoever did not come back leaves the member lists,
+//   and no message shows twice;
 // - layout at 1100×700, 1440×900 and 390×844: the compose bar fully in view, no horizontal
 //   overflow, the unread badge a small pill. Screenshots: test-output/chat-*.png.
 import assert from "node:assert/strict";
@@ -12,7 +16,7 @@ import { join } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
 import { isBun, test } from "../_harness.ts";
 import { hasChromium, launchChromium, warnIfMissing } from "../_chromium.ts";
-import { CLIENT_BUNDLE, createChatApp } from "../../examples/chat/app.ts";
+import { type ChatAppOptions, CLIENT_BUNDLE, createChatApp } from "../../examples/chat/app.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -37,8 +41,8 @@ declare const document: {
 declare const innerWidth: number;
 declare const innerHeight: number;
 
-function serveChat(port = 0) {
-  const app = createChatApp();
+function serveChat(port = 0, options: ChatAppOptions = {}) {
+  const app = createChatApp(options);
   const server = g.Bun.serve({
     hostname: "127.0.0.1",
     port,
@@ -123,8 +127,8 @@ test(
       await joinRoom(ada, "lobby");
       await membersAre(ada, ["ada"]);
       await joinRoom(bob, "lobby");
-      // The joiner's presence (the member list) arrives before, and with batched framing in the
-      // same frame as, its subscribe ack: the page keeps it.
+      // bob's page keeps the room's presence events from before its subscribe resolves, and
+      // loads the member list after it.
       await membersAre(bob, ["ada", "bob"]);
       await membersAre(ada, ["ada", "bob"]);
       await ada.getByText("bob joined").waitFor({ timeout: 10_000 });
@@ -188,6 +192,11 @@ test(
       await bob.getByText("still here after the restart").waitFor({ timeout: 10_000 });
       assert.equal(server.hub.roomSize("lobby"), 2, "both pages re-joined the room");
       for (const page of [ada, bob]) await membersAre(page, ["ada", "bob"]);
+      // The restarted server lost the history (memory store): the page says so, and shows
+      // every message once, before and after.
+      await bob.getByText("the server lost this room's history").waitFor({ timeout: 10_000 });
+      const said = (await logLines(bob)).filter((l) => /^ada (hello|still)/.test(l));
+      assert.deepEqual(said, ["ada hello from ada", "ada still here after the restart"]);
       await bob.screenshot({ path: join(shots, "chat-demo.png") });
       assert.deepEqual(errors, []);
     } finally {
@@ -196,6 +205,59 @@ test(
     }
   },
   { if: isBun && hasChromium, timeout: 90_000 },
+);
+
+test(
+  "The chat demo page shows a room's recent messages on joining, and after a dropped connection each message exactly once",
+  async () => {
+    await buildBundle();
+    let bobJoins = 0;
+    const server = serveChat(0, {
+      // As bob first joins, ada says m4: it reaches bob live after his subscribe's ack and
+      // before his page's history read, which returns it too. The page shows it once.
+      onJoin: (c) =>
+        void (c.userId === "bob" && bobJoins++ === 0 && queueMicrotask(() => say("m4"))),
+    });
+    const { context, dispose } = await launchChromium({ width: 900, height: 560 });
+    const errors: string[] = [];
+    const say = (text: string) =>
+      server.hub.emit("message", { room: "lobby", user: "ada", text }, { rooms: "lobby" });
+    const said = async (page: Page) =>
+      (await logLines(page)).filter((l) => l.startsWith("ada m")).map((l) => l.slice(4));
+    const all = ["m1", "m2", "m3", "m4", "m5", "m6", "m7"];
+    try {
+      const ada = await openAs(context, server.port, "ada", errors);
+      const bob = await openAs(context, server.port, "bob", errors);
+      await joinRoom(ada, "lobby");
+      for (const n of [1, 2, 3]) say(`m${n}`);
+      // A page that joins later shows the room's recent messages (history).
+      await joinRoom(bob, "lobby");
+      await bob.getByText("m4").waitFor({ timeout: 10_000 });
+      await bob.getByText("m1").waitFor({ timeout: 10_000 });
+      assert.deepEqual(await said(bob), all.slice(0, 4));
+      // The server drops bob's connection and the room goes on without him: his page
+      // reconnects, re-joins with recover, and gets what it missed, once, in order.
+      server.hub.userConnections("bob")[0].close(4000, "slow client");
+      for (const n of [5, 6]) say(`m${n}`); // out of the room already: bob misses them live
+      await bob.getByText("m6").waitFor({ timeout: 10_000 });
+      say("m7");
+      await bob.getByText("m7").waitFor({ timeout: 10_000 });
+      assert.equal(bobJoins, 2, "bob's page re-joined");
+      assert.deepEqual(await said(bob), all);
+      assert.deepEqual(await said(ada), all);
+      await membersAre(bob, ["ada", "bob"]);
+      assert.deepEqual(
+        await logLines(bob).then((lines) => lines.filter((l) => !l.startsWith("ada m"))),
+        ["bob joined"],
+        "no join or leave line for bob's own reconnect",
+      );
+      assert.deepEqual(errors, []);
+    } finally {
+      await dispose();
+      await server.close();
+    }
+  },
+  { if: isBun && hasChromium, timeout: 60_000 },
 );
 
 const SIZES = [

@@ -1,5 +1,6 @@
 // The chat demo as a cluster: two processes (Deno and Bun) on two ports sharing a private
-// redis-server behave as one chat; `deno serve --parallel examples/chat/serve.ts` runs.
+// redis-server behave as one chat (messages, whispers, presence, history); `deno serve
+// --parallel examples/chat/serve.ts` runs (without Redis: messages only).
 // Registered on Deno only (the processes run on both runtimes).
 import assert from "node:assert/strict";
 import { isDeno, test } from "../_harness.ts";
@@ -12,71 +13,116 @@ warnNoRedis("chat demo cluster test (tests/examples/chat_cluster_test.ts)");
 const MAIN = new URL("../../examples/chat/main.ts", import.meta.url).pathname;
 const SERVE = new URL("../../examples/chat/serve.ts", import.meta.url).pathname;
 
+// deno-lint-ignore no-explicit-any
+type Data = any;
+
+/** Connect to the demo on `port` as `name` and join `room`; the ack and own presence.join. */
 async function user(port: number, name: string, room: string): Promise<TestClient> {
   const c = await TestClient.connect(`ws://127.0.0.1:${port}/ws?user=${name}`);
   await c.next("connection.established");
   await c.request({ type: "subscribe", room }, "subscribed");
-  // The demo announces a join from the hub's onJoin, before the ack: the joiner's own presence
-  // came first, with the members the joiner's process (or isolate) knows.
-  const own = c.messages.find((m) => m.type === "presence")?.data as { users: string[] };
-  assert.deepEqual({ ...own, users: undefined }, {
-    room,
-    user: name,
-    action: "join",
-    users: undefined,
-  });
-  assert.ok(own.users.includes(name), `${name} in ${own.users}`);
   return c;
 }
 
-test("The chat demo on Deno and Bun with REDIS_URL: two processes act as one chat", async () => {
-  const redis = await startRedis();
-  const env = { PORT: "0", REDIS_URL: redis.url };
-  const clients: TestClient[] = [];
-  const procs = await Promise.all([
-    startChild(DENO, ["run", "-A", MAIN], /chat demo on http:\/\/localhost:(\d+)\//, { env }),
-    startChild(BUN, [MAIN], /chat demo on http:\/\/localhost:(\d+)\//, { env }),
-  ]);
-  try {
-    // main.ts reports the backplane before it starts listening.
-    for (const p of procs) assert.match(p.output(), /redis backplane at \S+: connected/);
-    const [a, b] = procs.map((p) => Number(p.match[1]));
-    const ada = await user(a, "ada", "lobby");
-    clients.push(ada);
-    const joined = ada.messages.find((m) => m.type === "presence")?.data;
-    assert.deepEqual(joined, { room: "lobby", user: "ada", action: "join", users: ["ada"] });
-    while ((await numsub(redis.port, "hubbub:room:lobby")).get("hubbub:room:lobby") !== 1) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    const bob = await user(b, "bob", "lobby");
-    clients.push(bob);
-    // bob's join, announced by the Bun process (which knows only bob), reaches ada.
-    assert.deepEqual((await ada.next("presence")).data, {
-      room: "lobby",
-      user: "bob",
-      action: "join",
-      users: ["bob"],
-    });
-    // Messages across processes, both ways; whispers to a user on the other process.
-    let got: unknown;
-    for (let i = 0; i < 50 && got === undefined; i++) {
-      // The Redis subscription for lobby on the other process settles asynchronously.
-      ada.send({ type: "message", room: "lobby", text: `hi ${i}` });
-      got = await bob.next("message", 200).then((m) => m.data, () => undefined);
-    }
-    assert.ok(got !== undefined, "bob got ada's message");
-    bob.send({ type: "message", room: "lobby", text: "hello ada" });
-    let m = await ada.next("message");
-    while ((m.data as { user: string }).user !== "bob") m = await ada.next("message");
-    assert.deepEqual(m.data, { room: "lobby", user: "bob", text: "hello ada" });
-    bob.send({ type: "whisper", to: "ada", text: "psst" });
-    assert.deepEqual((await ada.next("whisper")).data, { from: "bob", to: "ada", text: "psst" });
-  } finally {
-    await Promise.all(clients.map((c) => c.shut()));
-    await Promise.all(procs.map((p) => p.stop()));
-    await redis.stop();
+/**
+ * The `presence.join` or `presence.leave` of `clientId`, received already or next (a joiner's
+ * own join may come before or after its `subscribed`: both are sent as the join completes).
+ */
+async function presenceOf(c: TestClient, type: string, clientId: string): Promise<Data> {
+  const is = (m: { type: string; data: unknown }) =>
+    m.type === type && (m.data as Data).clientId === clientId;
+  const seen = c.messages.find(is);
+  if (seen !== undefined) return seen.data;
+  while (true) {
+    const m = await c.next(type);
+    if (is(m)) return m.data;
   }
-}, { if: isDeno && hasRedis, timeout: 60_000 });
+}
+
+test(
+  "The chat demo on Deno and Bun with REDIS_URL: two processes act as one chat, with one presence and one history",
+  async () => {
+    const redis = await startRedis();
+    const env = { PORT: "0", REDIS_URL: redis.url };
+    const clients: TestClient[] = [];
+    const procs = await Promise.all([
+      startChild(DENO, ["run", "-A", MAIN], /chat demo on http:\/\/localhost:(\d+)\//, { env }),
+      startChild(BUN, [MAIN], /chat demo on http:\/\/localhost:(\d+)\//, { env }),
+    ]);
+    try {
+      // main.ts reports the backplane before it starts listening.
+      for (const p of procs) assert.match(p.output(), /redis backplane at \S+: connected/);
+      const [a, b] = procs.map((p) => Number(p.match[1]));
+      const ada = await user(a, "ada", "lobby");
+      clients.push(ada);
+      const adaId = await ada.clientId();
+      assert.deepEqual(await presenceOf(ada, "presence.join", adaId), {
+        room: "lobby",
+        clientId: adaId,
+        userId: "ada",
+      });
+      while ((await numsub(redis.port, "hubbub:room:lobby")).get("hubbub:room:lobby") !== 1) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const bob = await user(b, "bob", "lobby");
+      clients.push(bob);
+      const bobId = await bob.clientId();
+      // bob's join, on the Bun process, reaches ada on the Deno one; bob's member list has both.
+      assert.deepEqual(await presenceOf(ada, "presence.join", bobId), {
+        room: "lobby",
+        clientId: bobId,
+        userId: "bob",
+      });
+      const list = (await bob.request({ type: "presence", room: "lobby", id: 1 }, "presence"))
+        .data as Data;
+      assert.deepEqual(list.clients.map((c: Data) => c.userId).sort(), ["ada", "bob"]);
+      // Messages across processes, both ways, with the offsets of one stream.
+      let got: Data;
+      for (let i = 0; i < 50 && got === undefined; i++) {
+        // The Redis subscription for lobby on the other process settles asynchronously.
+        ada.send({ type: "message", room: "lobby", text: `hi ${i}` });
+        got = await bob.next("message", 200).then((m) => m, () => undefined);
+      }
+      assert.ok(got !== undefined, "bob got ada's message");
+      bob.send({ type: "message", room: "lobby", text: "hello ada" });
+      let m = await ada.next("message");
+      while ((m.data as Data).user !== "bob") m = await ada.next("message");
+      assert.deepEqual(m.data, { room: "lobby", user: "bob", text: "hello ada" });
+      const last = (m as Data).offset;
+      // A latecomer on the Bun process reads the room's history: every message once, in order.
+      const cy = await user(b, "cy", "lobby");
+      clients.push(cy);
+      const h = (await cy.request({ type: "history", room: "lobby", id: 2 }, "history"))
+        .data as Data;
+      assert.equal(h.offset, last);
+      const offsets = h.messages.map((e: Data) => e.offset);
+      assert.deepEqual(
+        offsets,
+        Array.from({ length: offsets.length }, (_, i) => last - offsets.length + 1 + i),
+      );
+      assert.equal(h.messages.at(-1).data.text, "hello ada");
+      // Whispers to a user on the other process; to one online nowhere: USER_OFFLINE on both.
+      bob.send({ type: "whisper", to: "ada", text: "psst" });
+      assert.deepEqual((await ada.next("whisper")).data, { from: "bob", to: "ada", text: "psst" });
+      for (const c of [ada, bob]) {
+        const err = await c.request({ type: "whisper", to: "nobody", text: "hello?" }, "error");
+        assert.equal((err.data as Data).code, "USER_OFFLINE");
+      }
+      // bob leaves on the Bun process: ada, on the Deno one, hears it.
+      await bob.shut();
+      assert.deepEqual(await presenceOf(ada, "presence.leave", bobId), {
+        room: "lobby",
+        clientId: bobId,
+        userId: "bob",
+      });
+    } finally {
+      await Promise.all(clients.map((c) => c.shut()));
+      await Promise.all(procs.map((p) => p.stop()));
+      await redis.stop();
+    }
+  },
+  { if: isDeno && hasRedis, timeout: 60_000 },
+);
 
 test("The chat demo under deno serve --parallel: every member gets a room message", async () => {
   const port = await freePort();

@@ -53,27 +53,40 @@ async function connect(base: string, user: string): Promise<TestClient> {
   const client = await TestClient.connect(`ws://${base}/ws?user=${encodeURIComponent(user)}`);
   const hello = await client.next("connection.established");
   assert.equal((hello.data as { userId: string }).userId, user);
+  users.set(client, user);
   return client;
 }
 
 /**
- * Subscribe to `room` and wait for the ack. The joiner's own `presence` comes first (the
- * hub's `onJoin` runs before the `subscribed` reply): its data is returned.
+ * Subscribe to `room` and wait for the ack (every room keeps a history: it names the stream's
+ * epoch and latest offset), then for the joiner's own `presence.join`, which the hub sends to
+ * every member after the ack. Returns the ack's data.
  */
 async function join(client: TestClient, room: string): Promise<Data> {
-  client.send({ type: "subscribe", room });
-  let own: Data;
+  const ack = (await client.request({ type: "subscribe", room }, "subscribed")).data as Data;
+  assert.equal(ack.room, room);
+  assert.equal(typeof ack.epoch, "string");
+  assert.equal(typeof ack.offset, "number");
+  const own = await nextJoin(client, room, await client.clientId());
+  assert.equal((own.data as Data).userId, users.get(client));
+  return ack;
+}
+
+/** The `presence.join` of `clientId` in `room`, received already or next. */
+async function nextJoin(client: TestClient, room: string, clientId: string) {
+  const is = (m: { type: string; data: unknown }) =>
+    m.type === "presence.join" && (m.data as Data).room === room &&
+    (m.data as Data).clientId === clientId;
+  const seen = client.messages.find(is);
+  if (seen !== undefined) return seen;
   while (true) {
-    const m = await client.next();
-    if (m.type === "subscribed") {
-      assert.deepEqual(m.data, { room });
-      assert.ok(own !== undefined, "the joiner's presence came before its ack");
-      return own;
-    }
-    const data = m.data as Data;
-    if (m.type === "presence" && data.room === room && data.action === "join") own = data;
+    const m = await client.next("presence.join");
+    if (is(m)) return m;
   }
 }
+
+/** The user each test client connected as. */
+const users = new WeakMap<TestClient, string>();
 
 /** The data of the next message of `type`, typed loosely for assertions. */
 async function next(client: TestClient, type: string): Promise<Data> {
@@ -120,30 +133,35 @@ test("The chat demo refuses an upgrade without a valid user name with 401", asyn
   }
 });
 
-test("The chat demo delivers a room message to every member, and presence on join", async () => {
+test("The chat demo delivers a room message to every member with its offset, and presence.join on every join", async () => {
   const chat = startChat();
   const ada = await connect(chat.base, "ada");
   const bob = await connect(chat.base, "bob");
   const eve = await connect(chat.base, "eve");
   try {
-    assert.deepEqual(await join(ada, "lobby"), {
+    await join(ada, "lobby"); // ada heard her own join
+    await join(bob, "lobby"); // and bob his
+    const bobId = await bob.clientId();
+    assert.deepEqual((await nextJoin(ada, "lobby", bobId)).data, {
       room: "lobby",
-      user: "ada",
-      action: "join",
-      users: ["ada"],
+      clientId: bobId,
+      userId: "bob",
     });
-    const bobJoined = { room: "lobby", user: "bob", action: "join", users: ["ada", "bob"] };
-    assert.deepEqual(await join(bob, "lobby"), bobJoined);
-    assert.deepEqual(await next(ada, "presence"), bobJoined);
+    // Whoever joins second asks for the member list: both are in it.
+    const list = (await bob.request({ type: "presence", room: "lobby", id: 1 }, "presence"))
+      .data as Data;
+    assert.deepEqual(list.clients.map((c: Data) => c.userId).sort(), ["ada", "bob"]);
     ada.send({ type: "message", room: "lobby", text: "hello, lobby" });
     for (const c of [ada, bob]) {
       const m = await c.next("message");
       assert.deepEqual(m.data, { room: "lobby", user: "ada", text: "hello, lobby" });
       assert.equal(typeof m.timestamp, "number");
+      assert.equal((m as Data).room, "lobby");
+      assert.equal((m as Data).offset, 1);
     }
     await settle(eve);
     assert.equal(count(eve, "message"), 0);
-    assert.equal(count(eve, "presence"), 0);
+    assert.equal(count(eve, "presence.join"), 0);
   } finally {
     await Promise.all([ada.shut(), bob.shut(), eve.shut()]);
     await chat.stop();
@@ -221,7 +239,7 @@ test("The chat demo delivers a whisper to every tab of the recipient and a copy 
   }
 });
 
-test("The chat demo announces a leave when the user's last tab in the room disconnects", async () => {
+test("The chat demo announces presence.leave for each tab that disconnects", async () => {
   const chat = startChat();
   const ada = await connect(chat.base, "ada");
   const bob1 = await connect(chat.base, "bob");
@@ -229,49 +247,94 @@ test("The chat demo announces a leave when the user's last tab in the room disco
   try {
     await join(ada, "lobby");
     await join(bob1, "lobby");
-    // bob's second tab gets the member list; the others hear nothing new.
-    assert.deepEqual((await join(bob2, "lobby")).users, ["ada", "bob"]);
-    await settle(ada);
-    const heard = ada.messages.filter((m) => m.type === "presence").map((m) =>
-      (m.data as Data).user
-    );
-    assert.deepEqual(
-      heard,
-      ["ada", "bob"],
-      "ada heard her own join and bob's first tab's, no more",
-    );
+    await join(bob2, "lobby");
+    const tabs = [await bob1.clientId(), await bob2.clientId()].sort();
+    for (const id of tabs) await nextJoin(ada, "lobby", id);
     await bob1.shut();
     await bob2.shut();
-    assert.deepEqual(await next(ada, "presence"), {
-      room: "lobby",
-      user: "bob",
-      action: "leave",
-      users: ["ada"],
-    });
+    const left: Data[] = [];
+    for (let i = 0; i < 2; i++) left.push((await ada.next("presence.leave")).data);
+    assert.deepEqual(
+      left.sort((a, b) => a.clientId < b.clientId ? -1 : 1),
+      tabs.map((clientId) => ({ room: "lobby", clientId, userId: "bob" })),
+    );
+    const list = (await ada.request({ type: "presence", room: "lobby", id: 1 }, "presence"))
+      .data as Data;
+    assert.deepEqual(list.clients, [{ clientId: await ada.clientId(), userId: "ada" }]);
   } finally {
     await Promise.all([ada.shut(), bob1.shut(), bob2.shut()]);
     await chat.stop();
   }
 });
 
-test("The chat demo announces a leave when a user unsubscribes (the page's ×)", async () => {
+test("The chat demo announces presence.leave when a user unsubscribes (the page's ×)", async () => {
   const chat = startChat();
   const ada = await connect(chat.base, "ada");
   const bob = await connect(chat.base, "bob");
   try {
     await join(ada, "lobby");
     await join(bob, "lobby");
-    assert.equal((await next(ada, "presence")).user, "bob");
-    const ack = await bob.request({ type: "unsubscribe", room: "lobby" });
+    const bobId = await bob.clientId();
+    await nextJoin(ada, "lobby", bobId);
+    const ack = await bob.request({ type: "unsubscribe", room: "lobby" }, "unsubscribed");
     assert.equal(ack.type, "unsubscribed");
-    assert.deepEqual(await next(ada, "presence"), {
+    assert.deepEqual((await ada.next("presence.leave")).data, {
       room: "lobby",
-      user: "bob",
-      action: "leave",
-      users: ["ada"],
+      clientId: bobId,
+      userId: "bob",
     });
     await settle(bob);
-    assert.equal(count(bob, "presence"), 1, "bob, out of the room, hears only his own join");
+    assert.equal(count(bob, "presence.leave"), 0, "bob, out of the room, hears no leave");
+    const err = await bob.request({ type: "presence", room: "lobby", id: 2 }, "error");
+    assert.equal((err.data as Data).code, "NOT_SUBSCRIBED");
+  } finally {
+    await Promise.all([ada.shut(), bob.shut()]);
+    await chat.stop();
+  }
+});
+
+test("The chat demo keeps a room's last 100 messages: a late joiner reads them, a reconnecting client recovers what it missed", async () => {
+  const chat = startChat();
+  const ada = await connect(chat.base, "ada");
+  let bob = await connect(chat.base, "bob");
+  try {
+    await join(ada, "lobby");
+    for (let i = 1; i <= 103; i++) {
+      chat.app.hub.emit("message", { room: "lobby", user: "ada", text: `m${i}` }, {
+        rooms: "lobby",
+      });
+    }
+    const ack = await join(bob, "lobby");
+    assert.equal(ack.offset, 103);
+    const read = { type: "history", room: "lobby", limit: 1000, id: 1 };
+    const h = (await bob.request(read, "history")).data as Data;
+    assert.equal(h.epoch, ack.epoch);
+    assert.deepEqual(
+      h.messages.map((m: Data) => `${m.offset} ${m.data.text}`),
+      Array.from({ length: 100 }, (_, i) => `${i + 4} m${i + 4}`),
+      "the last 100, oldest first",
+    );
+    // bob drops; ada says two things meanwhile; bob comes back and recovers exactly those.
+    await bob.shut();
+    ada.send({ type: "message", room: "lobby", text: "while you were away" });
+    ada.send({ type: "message", room: "lobby", text: "and this" });
+    for (let i = 0; i < 105; i++) await ada.next("message");
+    bob = await connect(chat.base, "bob");
+    const recover = { epoch: ack.epoch, offset: 103 };
+    const again = await bob.request({ type: "subscribe", room: "lobby", recover }, "subscribed");
+    assert.deepEqual(again.data, {
+      room: "lobby",
+      epoch: ack.epoch,
+      offset: 105,
+      recovered: true,
+    });
+    const replayed = [await bob.next("message"), await bob.next("message")];
+    assert.deepEqual(replayed.map((m) => [(m as Data).offset, (m.data as Data).text]), [
+      [104, "while you were away"],
+      [105, "and this"],
+    ]);
+    await settle(bob);
+    assert.equal(count(bob, "message"), 2, "each missed message once, nothing more");
   } finally {
     await Promise.all([ada.shut(), bob.shut()]);
     await chat.stop();
