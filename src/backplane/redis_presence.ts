@@ -40,6 +40,11 @@
  *   taken by the next sweeps, on any replica. So no script blocks Redis for long.
  * - `goodbye`: O(entries and users still left), `sweepBatch` per script run.
  *
+ * Measured (Redis 7.0 on a 2-core machine, one client pipelining 500 commands): Redis spends
+ * about 22 µs per `add` and per `remove` (the Lua run), 6 µs per `counts` (the same in a room of
+ * 100,000 members as in an empty one), 11 µs per heartbeat and about 30 µs per swept entry;
+ * one client reaches about 26,000 joins per second. An entry takes about 300 bytes of memory.
+ *
  * ## Exactly once
  *
  * Every removal (by `remove`, `sweep` or `goodbye`) is a script that deletes the entry from the
@@ -105,13 +110,15 @@ export interface RedisPresenceStoreOptions {
    */
   tombstoneMs?: number;
   /**
-   * Most entries and user counts one sweep or goodbye script removes.
-   * @default {500}
+   * Most entries and user counts one sweep or goodbye script removes: the longest Redis is
+   * busy with one script (about 30 µs per entry, so about 8 ms at the default).
+   * @default {250}
    */
   sweepBatch?: number;
   /**
-   * Most scripts one `sweep()` runs (so at most `sweepBatch * sweepRuns` removals per call).
-   * @default {20}
+   * Most scripts one `sweep()` runs (so at most `sweepBatch * sweepRuns` removals per call;
+   * a dead replica with more entries is finished by the next sweeps, on any replica).
+   * @default {40}
    */
   sweepRuns?: number;
   /**
@@ -145,6 +152,16 @@ export interface RedisPresenceConnectOptions {
    * @default {600000 (10 minutes)}
    */
   tombstoneMs?: number;
+  /**
+   * Most entries one sweep or goodbye script removes.
+   * @default {250}
+   */
+  sweepBatch?: number;
+  /**
+   * Most scripts one `sweep()` runs.
+   * @default {40}
+   */
+  sweepRuns?: number;
   /**
    * Longest wait between reconnect attempts (ms): 50 ms after a failure, doubling up to this,
    * plus up to 100 ms of jitter, forever.
@@ -207,6 +224,8 @@ export function redisPresenceStore(options: RedisPresenceConnectOptions): RedisP
     prefix: options.prefix,
     commandTimeoutMs: options.commandTimeoutMs,
     tombstoneMs: options.tombstoneMs,
+    sweepBatch: options.sweepBatch,
+    sweepRuns: options.sweepRuns,
     ownClient: true,
   });
 }
@@ -461,8 +480,8 @@ export class RedisPresenceStore implements PresenceStore {
     }
     this.#timeoutMs = positive("commandTimeoutMs", options.commandTimeoutMs ?? 2000);
     this.#tombstoneMs = Math.ceil(positive("tombstoneMs", options.tombstoneMs ?? 600_000));
-    this.#batch = Math.ceil(positive("sweepBatch", options.sweepBatch ?? 500));
-    this.#runs = Math.ceil(positive("sweepRuns", options.sweepRuns ?? 20));
+    this.#batch = Math.ceil(positive("sweepBatch", options.sweepBatch ?? 250));
+    this.#runs = Math.ceil(positive("sweepRuns", options.sweepRuns ?? 40));
     this.#client = client;
     this.#prefix = prefix;
     this.#own = options.ownClient ?? false;

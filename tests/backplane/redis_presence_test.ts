@@ -5,8 +5,9 @@
 // objects; a Redis that is down or does not answer; the keys it leaves behind.
 import assert from "node:assert/strict";
 import { createClient } from "redis";
-import type { PresenceEntry, PresenceExpired } from "../../mod.ts";
+import { Hub, MemoryBus, type PresenceEntry, type PresenceExpired } from "../../mod.ts";
 import { RedisPresenceStore, redisPresenceStore } from "../../src/backplane/redis.ts";
+import { connectMemory, ManualClock, type MemoryClient } from "../../src/testing/mod.ts";
 import { delay, test, until } from "../_harness.ts";
 import {
   hasRedis,
@@ -393,3 +394,114 @@ redisTest("a prefix keeps two apps' presence apart on one Redis", async (server)
     await release(...clients);
   }
 });
+
+/** Poll an async condition (Redis answers asynchronously), within `ms`. */
+async function eventually(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
+    await delay(20);
+  }
+}
+
+redisTest(
+  "serves hubs: joins counted once everywhere, a frozen replica's members leave within the TTL once each, a Redis restart heals by itself",
+  async (server) => {
+    const TTL = 1000;
+    const bus = new MemoryBus();
+    const clients: Client[] = [];
+    const hubWith = async (clock?: ManualClock) => {
+      const client = await connected(server.url);
+      clients.push(client);
+      return new Hub({
+        canJoin: () => true,
+        identify: (req) => ({ userId: new URL(req.url).searchParams.get("user") ?? undefined }),
+        presence: (room) => room.startsWith("p:"),
+        presenceTtlMs: TTL,
+        presenceStore: new RedisPresenceStore(client),
+        backplane: bus.connect(),
+        onError: () => {},
+        ...(clock === undefined ? {} : { clock }),
+      });
+    };
+    const a = await hubWith();
+    const b = await hubWith();
+    // Its timers run on a clock nobody advances: after its first heartbeat, it never beats again.
+    const dead = await hubWith(new ManualClock());
+    const hubs = [a, b, dead];
+    try {
+      await Promise.all(hubs.map((h) => h.ready));
+      const member = async (hub: Hub, user: string): Promise<MemoryClient> => {
+        const c = await connectMemory(hub, { url: `http://localhost/ws?user=${user}` });
+        await c.next("connection.established");
+        c.send({ type: "subscribe", room: "p:a" });
+        await c.next("subscribed");
+        return c;
+      };
+      const onA = await member(a, "ada");
+      const onB = await member(b, "bob");
+      const ghosts = [await member(dead, "g0"), await member(dead, "g1"), await member(dead, "g1")];
+      const ghostIds = dead.roomMembers("p:a").map((c) => c.id).sort();
+      const all = [...a.roomMembers("p:a"), ...b.roomMembers("p:a")].map((c) => c.id)
+        .concat(ghostIds).sort();
+      const tally = (c: MemoryClient, type: string) => {
+        const seen = new Map<string, number>();
+        for (const m of c.messages) {
+          if (m.type !== type) continue;
+          const id = (m.data as { clientId: string }).clientId;
+          seen.set(id, (seen.get(id) ?? 0) + 1);
+        }
+        return seen;
+      };
+      // onA joined first: it sees every join (its own too), each once.
+      await until(() => tally(onA, "presence.join").size === 5, 5000, "5 joins at onA");
+      for (const h of hubs) {
+        assert.deepEqual((await h.presence("p:a")).map((e) => e.clientId).sort(), all);
+        assert.deepEqual(await h.presenceStats("p:a"), { clients: 5, users: 4 });
+      }
+      assert.deepEqual(await a.userPresence("g1"), { online: true, connections: 2 });
+      // The frozen replica's members: gone within the TTL and a heartbeat interval or two.
+      const t0 = Date.now();
+      await eventually(
+        "the ghosts to leave",
+        4 * TTL,
+        async () => (await b.presenceStats("p:a")).clients === 2,
+      );
+      const took = Date.now() - t0;
+      await until(() => tally(onB, "presence.leave").size === 3, 2000, "3 leaves at onB");
+      await delay(TTL); // more sweeps announce nothing more
+      for (const c of [onA, onB]) {
+        const leaves = tally(c, "presence.leave");
+        assert.deepEqual([...leaves.keys()].sort(), ghostIds);
+        for (const n of leaves.values()) assert.equal(n, 1);
+        for (const n of tally(c, "presence.join").values()) assert.equal(n, 1);
+      }
+      assert.deepEqual(await a.userPresence("g1"), { online: false, connections: 0 });
+      console.log(
+        `  ghosts gone ${took} ms after the joins (the frozen replica beat last when it started)`,
+      );
+      // Redis restarts without its data: presence is whole again by itself, without events.
+      const before = [onA, onB].map((c) => c.messages.length);
+      await server.down();
+      await server.up();
+      const t1 = Date.now();
+      await eventually("presence to be whole again", 5 * TTL, async () => {
+        const [s, u] = await Promise.all([a.presenceStats("p:a"), b.userPresence("ada")]);
+        return s.clients === 2 && s.users === 2 && u.connections === 1;
+      });
+      console.log(`  whole again ${Date.now() - t1} ms after Redis came back`);
+      assert.deepEqual(
+        (await b.presence("p:a")).map((e) => e.clientId).sort(),
+        [
+          ...a.roomMembers("p:a"),
+          ...b.roomMembers("p:a"),
+        ].map((c) => c.id).sort(),
+      );
+      assert.deepEqual([onA, onB].map((c) => c.messages.length), before, "no events");
+      for (const g of ghosts) g.close();
+    } finally {
+      await Promise.all(hubs.map((h) => h.close()));
+      await release(...clients);
+    }
+  },
+);
