@@ -6,10 +6,12 @@
 
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { references, targets as allTargets } from "./targets.mjs";
+import { crossTargets, references, targets as allTargets } from "./targets.mjs";
+import { barChart } from "./chart.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = {
@@ -21,7 +23,10 @@ const BIN = {
 // ---------------------------------------------------------------------------------------------
 // Flags
 
-const HELP = `usage: node bench/run.mjs [flags]
+const HELP = `usage: node bench/run.mjs [suite...] [flags]
+  suites: fanout (one process, the table of targets.mjs), cross (cross-replica through one
+          private redis-server), history (history rooms, one process and through Redis);
+          default all three. npm run bench -- cross runs the cross-replica suite alone.
   --quick               1 run, shorter windows, idle up to 5k (target: < 2 minutes)
   --runs=N              runs per target; every figure is the median (default 3, quick 1)
   --only=a,b            only these targets (plus the references they are compared with)
@@ -36,7 +41,13 @@ const HELP = `usage: node bench/run.mjs [flags]
   --list                list targets and exit`;
 
 const flags = {};
+const SUITES = ["fanout", "cross", "history"];
+const suites = [];
 for (const arg of process.argv.slice(2)) {
+  if (SUITES.includes(arg)) {
+    suites.push(arg);
+    continue;
+  }
   const m = /^--([^=]+)(?:=(.*))?$/.exec(arg);
   if (!m) {
     console.error(`unknown argument ${arg}\n${HELP}`);
@@ -69,11 +80,11 @@ if (flags.help) {
   process.exit(0);
 }
 if (flags.list) {
-  for (const t of allTargets) {
+  for (const t of [...allTargets, ...crossTargets]) {
     console.log(
-      `${t.name.padEnd(22)} ${t.runtime.padEnd(5)} ${t.extra ? "(extra) " : ""}${
-        t.command.join(" ")
-      }`,
+      `${t.name.padEnd(24)} ${t.runtime.padEnd(5)} ${(t.suite ?? "fanout").padEnd(8)}${
+        t.extra ? "(extra) " : ""
+      }${t.command.join(" ")}`,
     );
   }
   process.exit(0);
@@ -158,15 +169,30 @@ const sessions = SESSIONS.map((names) => names.filter((n) => scenarioNames.inclu
   x,
 ) => x.length);
 
-function selectTargets() {
-  if (!flags.only) return allTargets.filter((t) => !t.extra);
-  const wanted = new Set(String(flags.only).split(",").map((s) => s.trim().replaceAll("_", "-")));
-  for (const w of wanted) {
-    if (!allTargets.some((t) => t.name === w)) {
-      console.error(`unknown target ${w}; --list shows them`);
-      process.exit(2);
-    }
+const onlyNames = flags.only
+  ? new Set(String(flags.only).split(",").map((s) => s.trim().replaceAll("_", "-")))
+  : undefined;
+for (const w of onlyNames ?? []) {
+  if (![...allTargets, ...crossTargets].some((t) => t.name === w)) {
+    console.error(`unknown target ${w}; --list shows them`);
+    process.exit(2);
   }
+}
+// The suites to run: those named, else those of the --only targets, else all.
+const activeSuites = suites.length > 0
+  ? suites
+  : onlyNames
+  ? SUITES.filter((s) =>
+    [...allTargets, ...crossTargets].some((t) =>
+      onlyNames.has(t.name) && (t.suite ?? "fanout") === s
+    )
+  )
+  : SUITES;
+
+function selectTargets() {
+  if (!activeSuites.includes("fanout")) return [];
+  if (!flags.only) return allTargets.filter((t) => !t.extra);
+  const wanted = new Set([...onlyNames].filter((n) => allTargets.some((t) => t.name === n)));
   if (!flags.exact) {
     for (const t of allTargets.filter((t) => wanted.has(t.name))) {
       for (const r of [...(references[t.group] ?? []), ...references.all]) wanted.add(r);
@@ -687,6 +713,12 @@ function legend(results) {
 const NOISE_PCT = 25;
 
 async function main() {
+  if (targets.length > 0) await mainFanout();
+  const cross = crossPlan();
+  if (cross.length > 0) await mainCross(cross);
+}
+
+async function mainFanout() {
   const started = new Date();
   const t0 = performance.now();
   if (!existsSync(BIN.bun)) throw new Error(`missing ${BIN.bun}; run npm install`);
@@ -784,6 +816,7 @@ async function main() {
     ``,
   ].join("\n");
   write(path.join(OUT, "latest.md"), md);
+  write(path.join(OUT, "latest.svg"), fanoutChart(results, started));
   console.log(textTable(rows));
   if (errors.length) {
     console.log(
@@ -791,7 +824,604 @@ async function main() {
     );
   }
   console.log(
-    `\n${seconds.toFixed(0)} s; wrote ${path.relative(ROOT, OUT)}/latest.json and latest.md`,
+    `\n${seconds.toFixed(0)} s; wrote ${
+      path.relative(ROOT, OUT)
+    }/latest.json, latest.md and latest.svg`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Charts
+
+/** The fan-out results as an SVG chart: deliveries/s per target at N=1k and N=5k. */
+function fanoutChart(results, started) {
+  const bars = (key) =>
+    results.map((r) => ({
+      label: r.name,
+      value: r.summary[key],
+      kind: r.name.startsWith("hubbub") ? "ours" : "ref",
+    }));
+  return barChart({
+    title: "hubbub fan-out: deliveries/s, one room",
+    subtitle:
+      `${started.toISOString()} · median of ${RUNS} run(s) · bench/results/latest.md has the table`,
+    panels: [
+      { title: "N = 1,000 listeners", unit: "/s", bars: bars("deliveriesPerSec1k") },
+      { title: "N = 5,000 listeners", unit: "/s", bars: bars("deliveriesPerSec5k") },
+    ],
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross-replica and history suites (bench/README.md, "Cross-replica and history")
+
+/** Phases of these suites: the throughput phase of the fan-out table at 1 or 1,000 listeners. */
+const CROSS_PHASES = {
+  x1: throughputPhase(1),
+  x1k: throughputPhase(1000),
+  x1kr: throughputPhase(1000),
+};
+const CROSS_LABEL = {
+  x1: "1 room × 1 listener",
+  x1k: "1 room × 1,000 listeners",
+  x1kr: "1,000 rooms × 1 listener",
+};
+/** One server per session: one room (1, then 1,000 listeners), then 1,000 rooms of one. */
+const CROSS_SESSIONS = [
+  { phases: ["x1", "x1k"], env: {} },
+  { phases: ["x1kr"], env: { BENCH_ROOMS: "1000" } },
+];
+/** The raw ceiling has no listeners to spread: one channel, then 1,000 channels. */
+const RAW_SESSIONS = [
+  { phases: ["x1"], env: {} },
+  { phases: ["x1kr"], env: { BENCH_ROOMS: "1000" } },
+];
+const HISTORY_SESSIONS = [{ phases: ["x1k"], env: {} }];
+/** History targets also time recovery: 1,000 clients, 100 missed messages each. */
+const RECOVERY = { clients: 1000, missed: 100 };
+const HISTORY_RECOVERY_SESSIONS = [...HISTORY_SESSIONS, {
+  phases: ["recover"],
+  env: {},
+  recovery: true,
+}];
+/** A history target and the same setup with a plain room. */
+const PLAIN_OF = {
+  "hubbub-bun-history": "hubbub-bun-local",
+  "hubbub-deno-history": "hubbub-deno-local",
+  "hubbub-bun-redis-history": "hubbub-bun-redis",
+};
+/** Whose window a target reuses (the reference it is compared with; that runs first). */
+const CROSS_WINDOW_OF = {
+  "hubbub-bun-redis": "bridge-bun-redis",
+  "hubbub-bun-local": "bridge-bun-redis",
+  ...PLAIN_OF,
+};
+/** Redis runs on the servers' core: replicas and Redis share core 0, the load client core 1. */
+const REDIS_CORE = 0;
+const CROSS_NOISE_PCT = 1000; // Redis's own CPU counts as "other processes": never re-measure for it
+
+/** Which cross/history targets run, with their sessions, in targets.mjs order. */
+function crossPlan() {
+  const plan = new Map();
+  const byName = new Map(crossTargets.map((t) => [t.name, t]));
+  const want = (t) => !onlyNames || onlyNames.has(t.name);
+  const sessionsOf = (t) =>
+    t.suite === "history"
+      ? (PLAIN_OF[t.name] ? HISTORY_RECOVERY_SESSIONS : HISTORY_SESSIONS)
+      : t.raw
+      ? RAW_SESSIONS
+      : CROSS_SESSIONS;
+  const add = (t, sessions) => {
+    const have = plan.get(t.name);
+    if (have === undefined) plan.set(t.name, { target: t, sessions });
+    else if (sessions === CROSS_SESSIONS) have.sessions = sessions; // x1k included
+  };
+  for (const suite of ["cross", "history"]) {
+    if (!activeSuites.includes(suite)) continue;
+    const picked = crossTargets.filter((t) => t.suite === suite && want(t));
+    for (const t of picked) add(t, sessionsOf(t));
+    if (onlyNames && flags.exact) continue;
+    // The references every ratio needs.
+    if (suite === "cross" && picked.length > 0) {
+      for (const t of crossTargets.filter((t) => t.suite === "cross")) add(t, sessionsOf(t));
+    }
+    for (const t of picked) {
+      const plain = byName.get(PLAIN_OF[t.name]);
+      if (plain && !plan.has(plain.name)) add(plain, HISTORY_SESSIONS);
+      if (PLAIN_OF[t.name] === undefined && suite === "history") {
+        // a plain target picked alone: nothing to add
+      }
+    }
+  }
+  return crossTargets.filter((t) => plan.has(t.name)).map((t) => plan.get(t.name));
+}
+
+function findRedisServer() {
+  if (process.env.REDIS_SERVER) {
+    return existsSync(process.env.REDIS_SERVER) ? process.env.REDIS_SERVER : undefined;
+  }
+  return [...(process.env.PATH ?? "").split(":"), "/usr/bin", "/usr/local/bin", "/usr/sbin"]
+    .map((dir) => path.join(dir, "redis-server"))
+    .find((p) => existsSync(p));
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A private redis-server (no persistence) on a free port, pinned to REDIS_CORE. */
+async function startRedisServer() {
+  const bin = findRedisServer();
+  if (bin === undefined) throw new Error("redis-server not found (set REDIS_SERVER or install it)");
+  const port = await freePort();
+  const argv = wrap([
+    bin,
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--protected-mode",
+    "no",
+  ], REDIS_CORE);
+  const child = track(spawn(argv[0], argv.slice(1), { stdio: ["ignore", "pipe", "pipe"] }));
+  let log = "";
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`redis-server: no start: ${tail(log)}`)),
+      10_000,
+    );
+    const onData = (d) => {
+      log = tail(log + d, 4000);
+      if (log.includes("Ready to accept connections")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited (${code}): ${tail(log)}`));
+    });
+  });
+  return { child, url: `redis://127.0.0.1:${port}` };
+}
+
+/** The raw ceiling: bench/servers/redis_raw.ts measures itself, one phase per session. */
+async function runRaw(target, phases, env) {
+  const out = {};
+  for (const p of phases) {
+    const settings = QUICK
+      ? { warmup: 0.1, duration: 0.5, probe: 0.15 }
+      : { warmup: p.warmup, duration: p.duration, probe: 0.3 };
+    const argv = wrap([...target.command, JSON.stringify(settings)], 0);
+    const child = track(
+      spawn(argv[0], argv.slice(1), {
+        cwd: ROOT,
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => {
+      stderr = tail(stderr + d, 4000);
+      if (VERBOSE) process.stderr.write(`[${target.name}] ${d}`);
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const code = await new Promise((r) => child.on("exit", (c, sig) => r(c ?? sig)));
+    clearTimeout(timer);
+    const m = /^RESULT (.*)$/m.exec(stdout);
+    out[p.name] = m
+      ? { ok: true, result: JSON.parse(m[1]) }
+      : { ok: false, error: `raw ceiling exited (${code}) without a result: ${tail(stderr, 600)}` };
+  }
+  return out;
+}
+
+/** The recovery client (bench/recovery_client.ts, Bun, on the load client's core). */
+async function runRecovery(server) {
+  const settings = { port: server.port, serverPid: server.pid, ...RECOVERY };
+  const argv = wrap(["bun", "bench/recovery_client.ts", JSON.stringify(settings)], 1);
+  const child = track(
+    spawn(argv[0], argv.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] }),
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => {
+    stderr = tail(stderr + d, 4000);
+    if (VERBOSE) process.stderr.write(`[recovery] ${d}`);
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  const code = await new Promise((r) => child.on("exit", (c, sig) => r(c ?? sig)));
+  clearTimeout(timer);
+  const m = /^RESULT (.*)$/m.exec(stdout);
+  return m ? { ok: true, result: JSON.parse(m[1]) } : {
+    ok: false,
+    error: `recovery client exited (${code}) without a result: ${tail(stderr, 600)}`,
+  };
+}
+
+/** One session of a cross/history target: its own redis-server (if any) and server process. */
+async function runCrossSession(target, session) {
+  const phases = session.phases.map((name) => {
+    const p = { name, ...(CROSS_PHASES[name] ?? {}) };
+    // As in the fan-out table, a target compared with a reference runs at its window.
+    const w = windowsFound[target.name]?.[name] ??
+      windowsFound[CROSS_WINDOW_OF[target.name]]?.[name];
+    if (p.window === 0 && w) Object.assign(p, { window: w, group: Math.max(1, w >> 1) });
+    return p;
+  });
+  await waitQuiet();
+  let redis;
+  let server;
+  try {
+    if (target.redis) redis = await startRedisServer();
+    const env = { ...target.env, ...session.env, ...(redis ? { REDIS_URL: redis.url } : {}) };
+    if (target.raw) return await runRaw(target, phases, env);
+    server = await startServer({ ...target, env });
+    if (session.recovery) return { recover: await runRecovery(server) };
+    const opts = {
+      port: server.port,
+      serverPid: server.pid,
+      proto: "ws",
+      noisePct: target.redis ? CROSS_NOISE_PCT : NOISE_PCT,
+      retries: QUICK ? 0 : 1,
+      quietMs: QUICK ? 100 : 200,
+      phases,
+    };
+    const timeout = phases.reduce((a, p) => a + phaseTimeoutS(p), 0) * 1000;
+    const results = await runLoadClient(opts, timeout);
+    if (server.child.exitCode !== null || server.child.signalCode !== null) {
+      const why = `server died (${server.child.exitCode ?? server.child.signalCode}); ` +
+        `stderr: ${tail(server.stderr(), 600)}`;
+      for (const p of phases) if (results[p.name].ok === false) results[p.name].error += `; ${why}`;
+    }
+    return results;
+  } catch (e) {
+    return Object.fromEntries(
+      phases.map((p) => [p.name, { ok: false, error: String(e?.message ?? e) }]),
+    );
+  } finally {
+    await stop(server?.child);
+    await stop(redis?.child);
+  }
+}
+
+function summarizeCross(runs) {
+  const out = {};
+  const rec = runs.map((r) => r.recover).filter((x) => x?.ok).map((x) => x.result);
+  if (rec.length > 0) {
+    out.recover = {
+      clients: rec[0].clients,
+      missed: rec[0].missed,
+      totalMs: median(rec.map((r) => r.totalMs)),
+      perClientP50Ms: median(rec.map((r) => r.perClientP50Ms)),
+      perClientP99Ms: median(rec.map((r) => r.perClientP99Ms)),
+      serverCpuMs: median(rec.map((r) => r.serverCpuMs)),
+      // Counted, not sampled: clients that did not get exactly the missed messages, in order.
+      wrongMax: Math.max(...rec.map((r) => r.wrong)),
+      notRecoveredMax: Math.max(...rec.map((r) => r.clients - r.recovered)),
+      okRuns: rec.length,
+    };
+  }
+  for (const phase of Object.keys(CROSS_PHASES)) {
+    const ok = runs.map((r) => r[phase]).filter((x) => x?.ok).map((x) => x.result);
+    if (ok.length === 0) continue;
+    out[phase] = {
+      deliveriesPerSec: median(ok.map((r) => r.deliveriesPerSec)),
+      window: median(ok.map((r) => r.window)),
+      serverCpuUsPerDelivery: median(ok.map((r) => r.serverCpuUsPerDelivery)),
+      serverCpuPct: median(ok.map((r) => r.serverCpuPct)),
+      clientCpuPct: median(ok.map((r) => r.clientCpuPct)),
+      // Redis's CPU is part of this (it is another process).
+      otherCpuPct: median(ok.map((r) => r.otherCpuPct)),
+      okRuns: ok.length,
+    };
+  }
+  return out;
+}
+
+/** The goals of issue 15, checked against this run's medians. */
+function crossGoals(by) {
+  const r = (a, b, phase) =>
+    ratio(by[a]?.[phase]?.deliveriesPerSec ?? null, by[b]?.[phase]?.deliveriesPerSec ?? null);
+  const goal = (what, value, want) => ({
+    what,
+    ratio: value,
+    want,
+    met: value === null ? null : value >= want,
+  });
+  return [
+    goal(
+      "cross-replica messages/s (1 room × 1) vs the raw Redis ceiling",
+      r("hubbub-bun-redis", "redis-raw", "x1"),
+      0.8,
+    ),
+    goal(
+      "cross-replica messages/s (1 room × 1) vs the hand-written bridge",
+      r("hubbub-bun-redis", "bridge-bun-redis", "x1"),
+      1.0,
+    ),
+    goal(
+      "1,000 listeners across Redis vs the same on one process",
+      r("hubbub-bun-redis", "hubbub-bun-local", "x1k"),
+      0.9,
+    ),
+  ];
+}
+
+function crossTables(results) {
+  const by = Object.fromEntries(results.map((r) => [r.name, r.summary]));
+  const cell = (name, phase) => {
+    const s = by[name]?.[phase];
+    return s ? `${fmtRate(s.deliveriesPerSec)}${s.window ? ` (W=${s.window})` : ""}` : "–";
+  };
+  const rat = (name, ref, phases) =>
+    by[ref] && name !== ref
+      ? phases.map((p) =>
+        fmtNum(
+          ratio(by[name]?.[p]?.deliveriesPerSec ?? null, by[ref]?.[p]?.deliveriesPerSec ?? null),
+        )
+      ).join(" / ")
+      : "–";
+  const us = (name) =>
+    ["x1", "x1k", "x1kr"].map((p) => fmtNum(by[name]?.[p]?.serverCpuUsPerDelivery ?? null)).join(
+      " / ",
+    );
+  const other = (name) =>
+    ["x1", "x1k", "x1kr"].map((p) => {
+      const v = by[name]?.[p]?.otherCpuPct;
+      return v === undefined || v === null ? "–" : v.toFixed(0);
+    }).join(" / ");
+  const crossRows = activeSuites.includes("cross")
+    ? results.filter((r) => r.suite === "cross")
+    : [];
+  const cross = [[
+    "target",
+    "1 room × 1: msg/s",
+    "1 room × 1,000: deliveries/s",
+    "1,000 rooms × 1: deliveries/s",
+    "× raw ceiling (1×1 / 1k rooms)",
+    "× hand-written bridge (1×1 / 1×1k / 1k rooms)",
+    "× one process (1×1k / 1k rooms)",
+    "server µs/delivery (1×1 / 1×1k / 1k rooms)",
+    "other CPU %, Redis incl. (1×1 / 1×1k / 1k rooms)",
+  ]];
+  for (const { name } of crossRows) {
+    cross.push([
+      name,
+      cell(name, "x1"),
+      cell(name, "x1k"),
+      cell(name, "x1kr"),
+      rat(name, "redis-raw", ["x1", "x1kr"]),
+      rat(name, "bridge-bun-redis", ["x1", "x1k", "x1kr"]),
+      name === "hubbub-bun-local" || name === "redis-raw"
+        ? "–"
+        : rat(name, "hubbub-bun-local", ["x1k", "x1kr"]),
+      name === "redis-raw" ? "–" : us(name),
+      name === "redis-raw" ? "–" : other(name),
+    ]);
+  }
+  const history = [[
+    "target",
+    "1 room × 1,000: deliveries/s",
+    "× the same with a plain room",
+    "server µs/delivery",
+    `${RECOVERY.clients} clients recover ${RECOVERY.missed} missed each: all done, ms`,
+    "per client p50 / p99 ms",
+    "server CPU ms",
+    "clients wrong / not recovered",
+  ]];
+  for (const r of results.filter((r) => r.suite === "history")) {
+    const plain = PLAIN_OF[r.name];
+    history.push([
+      r.name,
+      cell(r.name, "x1k"),
+      plain ? `${rat(r.name, plain, ["x1k"])} vs ${plain}` : "–",
+      fmtNum(by[r.name]?.x1k?.serverCpuUsPerDelivery ?? null),
+      fmtNum(by[r.name]?.recover?.totalMs ?? null, 0),
+      by[r.name]?.recover
+        ? `${fmtNum(by[r.name].recover.perClientP50Ms, 0)} / ${
+          fmtNum(by[r.name].recover.perClientP99Ms, 0)
+        }`
+        : "–",
+      fmtNum(by[r.name]?.recover?.serverCpuMs ?? null, 0),
+      by[r.name]?.recover
+        ? `${by[r.name].recover.wrongMax} / ${by[r.name].recover.notRecoveredMax}`
+        : "–",
+    ]);
+  }
+  return { cross, history, goals: crossGoals(by) };
+}
+
+function crossLegend() {
+  return [
+    `- Cross-replica: replica A (the publisher's hub) and replica B (the listeners' hub) are two hubs`,
+    `  in one server process (bench/servers/hubbub_cross_bun.ts), each with its own redisBackplane`,
+    `  (two connections each) to one private redis-server: every message goes A → Redis → B. The server`,
+    `  process and Redis share core 0, the load client has core 1. The phases are the fan-out table's`,
+    `  throughput phase (windowed closed loop, auto window, ~100-byte envelopes) at 1 and 1,000`,
+    `  listeners in one room, and at 1,000 rooms of one listener (each publish = 1,000 emits, one per`,
+    `  room). deliveries/s = copies received by all listeners per second (= messages/s with one).`,
+    `- redis-raw: one node-redis publisher pipelining PUBLISH to one node-redis subscriber, no`,
+    `  WebSockets (bench/servers/redis_raw.ts, Bun): the same ~100-byte payloads and closed loop, windows`,
+    `  16/64/256 probed, the best measured; "1k rooms" publishes each message to 1,000 channels.`,
+    `- bridge-bun-redis: a hand-written bridge: the corked Bun queues of bun-corked fed by a node-redis`,
+    `  subscriber, one PUBLISH per message and room (bench/servers/bridge_bun_redis.ts).`,
+    `- hubbub-bun-local: the same server without Redis: one hub, publisher and listeners on it.`,
+    `- "other CPU %" is everything but the server and the load client, Redis included; Redis targets are`,
+    `  never re-measured for it (the fan-out table re-measures windows above ${NOISE_PCT} %).`,
+    `- History: the same server with BENCH_HISTORY=1, the room keeping a history (maxMessages 1000):`,
+    `  on one process in the hub's memory store (Bun, Deno), across Redis in a RedisHistoryStore shared`,
+    `  by both replicas; compared with the same setup and a plain room.`,
+    `- Recovery (bench/recovery_client.ts): ${RECOVERY.clients} clients subscribe to the room themselves and note`,
+    `  their position; all disconnect; ${RECOVERY.missed} messages are published; all reconnect (200 at a time) and`,
+    `  subscribe with recover. "all done" = first reconnect → the last client has all ${RECOVERY.missed}; per client =`,
+    `  its subscribe → its last missed message; server CPU over that time; each client must get exactly the`,
+    `  missed offsets, in order, once (wrong) and recovered: true (not recovered), both counted.`,
+  ].join("\n");
+}
+
+function crossChart(results, started) {
+  const by = Object.fromEntries(results.map((r) => [r.name, r.summary]));
+  const kind = (name) =>
+    name === "redis-raw" ? "ceiling" : name.startsWith("hubbub") ? "ours" : "ref";
+  const panel = (phase) => ({
+    title: `${CROSS_LABEL[phase]}: deliveries/s`,
+    unit: "/s",
+    bars: results.filter((r) => r.suite === "cross" && (phase !== "x1k" || !r.target.raw)).map((
+      r,
+    ) => {
+      const v = by[r.name]?.[phase]?.deliveriesPerSec ?? null;
+      const ceil = by["redis-raw"]?.[phase]?.deliveriesPerSec ?? null;
+      const local = by["hubbub-bun-local"]?.[phase]?.deliveriesPerSec ?? null;
+      const note = r.name === "redis-raw" || r.name === "hubbub-bun-local"
+        ? undefined
+        : ceil !== null && phase !== "x1k"
+        ? `${fmtNum(ratio(v, ceil))}× raw ceiling`
+        : local !== null
+        ? `${fmtNum(ratio(v, local))}× one process`
+        : undefined;
+      return { label: r.name, value: v, kind: kind(r.name), note };
+    }),
+  });
+  return barChart({
+    title: "hubbub across replicas (Redis pub/sub) vs the raw Redis ceiling",
+    subtitle:
+      `${started.toISOString()} · median of ${RUNS} run(s) · bench/results/cross.md has the table`,
+    panels: ["x1", "x1k", "x1kr"].map(panel),
+  });
+}
+
+async function mainCross(plan) {
+  const started = new Date();
+  const t0 = performance.now();
+  console.error(
+    `bench (cross/history): ${plan.map((p) => p.target.name).join(", ")}; ${RUNS} run(s)`,
+  );
+  const runs = new Map(plan.map((p) => [p.target.name, []]));
+  for (let run = 1; run <= RUNS; run++) {
+    for (const { target, sessions: ss } of plan) {
+      const record = {};
+      for (const session of ss) {
+        const t = performance.now();
+        const res = await runCrossSession(target, session);
+        Object.assign(record, res);
+        for (const s of session.phases) {
+          if (res[s]?.ok && res[s].result.window && !windowsFound[target.name]?.[s]) {
+            (windowsFound[target.name] ??= {})[s] = res[s].result.window;
+          }
+        }
+        const secs = ((performance.now() - t) / 1000).toFixed(1);
+        console.error(`  run ${run}/${RUNS} ${target.name.padEnd(24)} ${secs.padStart(5)}s`);
+        for (const s of session.phases) {
+          const r = res[s];
+          if (s === "recover" && r?.ok) {
+            console.error(
+              `      recover all ${r.result.clients} in ${fmtNum(r.result.totalMs, 0)} ms (p99 ${
+                fmtNum(r.result.perClientP99Ms, 0)
+              } ms), wrong ${r.result.wrong}, recovered ${r.result.recovered}`,
+            );
+            continue;
+          }
+          console.error(
+            `      ${s.padEnd(5)} ${
+              !r?.ok
+                ? `ERROR ${String(r?.error).slice(0, 200)}`
+                : target.raw
+                ? `${fmtRate(r.result.deliveriesPerSec)} del/s (W=${r.result.window})`
+                : brief("tp1k", r)
+            }`,
+          );
+        }
+      }
+      runs.get(target.name).push(record);
+    }
+  }
+  const results = plan.map(({ target }) => ({
+    name: target.name,
+    suite: target.suite,
+    runtime: target.runtime,
+    command: target.command.join(" "),
+    target,
+    summary: summarizeCross(runs.get(target.name)),
+    runs: runs.get(target.name),
+  }));
+  const { cross, history, goals } = crossTables(results);
+  const errors = results.flatMap((r) =>
+    r.runs.flatMap((rec, i) =>
+      Object.entries(rec).filter(([, v]) => !v.ok).map(([s, v]) =>
+        `${r.name} run ${i + 1} ${s}: ${v.error}`
+      )
+    )
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  const goalLines = goals.map((g) =>
+    `- ${g.what}: ${g.ratio === null ? "not measured" : `${fmtNum(g.ratio)}×`} (goal ≥ ${
+      fmtNum(g.want, 1)
+    }×${g.met === null ? "" : g.met ? ", met" : ", not met"})`
+  );
+  mkdirSync(OUT, { recursive: true });
+  const write = (file, text) => {
+    writeFileSync(`${file}.tmp`, text);
+    renameSync(`${file}.tmp`, file);
+  };
+  write(
+    path.join(OUT, "cross.json"),
+    JSON.stringify(
+      {
+        startedAt: started.toISOString(),
+        seconds,
+        settings: { runs: RUNS, quick: QUICK, phases: CROSS_PHASES, redisCore: REDIS_CORE },
+        goals,
+        targets: results.map(({ target: _t, ...r }) => r),
+        errors,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  const md = [
+    `# hubbub cross-replica and history bench`,
+    ``,
+    `${started.toISOString()} · ${seconds.toFixed(0)} s · ${RUNS} run(s)${
+      QUICK ? " · --quick" : ""
+    }`,
+    ``,
+    ...(cross.length > 1
+      ? [`## Cross-replica (Redis)`, ``, markdownTable(cross), ``, ...goalLines, ``]
+      : []),
+    ...(history.length > 1 ? [`## History rooms`, ``, markdownTable(history), ``] : []),
+    crossLegend(),
+    ...(errors.length ? [``, `Errors:`, ...errors.map((e) => `- ${e}`)] : []),
+    ``,
+  ].join("\n");
+  write(path.join(OUT, "cross.md"), md);
+  if (cross.length > 1) write(path.join(OUT, "cross.svg"), crossChart(results, started));
+  if (cross.length > 1) console.log(`\n${textTable(cross)}\n\n${goalLines.join("\n")}`);
+  if (history.length > 1) console.log(`\n${textTable(history)}`);
+  if (errors.length) {
+    console.log(
+      `\n${errors.length} scenario(s) failed:\n${errors.map((e) => `  ${e}`).join("\n")}`,
+    );
+  }
+  console.log(
+    `\n${seconds.toFixed(0)} s; wrote ${path.relative(ROOT, OUT)}/cross.json, cross.md` +
+      (cross.length > 1 ? " and cross.svg" : ""),
   );
 }
 

@@ -42,6 +42,25 @@ export const targets = [
   { name: "bun-corked-microtask", runtime: "bun", group: "bun", extra: true, command: ["bun", "bench/servers/bun_corked.ts"], env: { BENCH_FLUSH: "microtask" } },
 ];
 
+/**
+ * Targets of the cross-replica ("cross") and history ("history") suites (bench/README.md,
+ * "Cross-replica and history"). Each runs the sessions of its suite (run.mjs: CROSS_SESSIONS);
+ * `redis: true` gets a private redis-server per session (REDIS_URL in its environment), `raw`
+ * marks the no-WebSocket ceiling, which measures itself (bench/servers/redis_raw.ts).
+ */
+const CROSS_BUN = ["bun", "bench/servers/hubbub_cross_bun.ts"];
+const CROSS_DENO = [...DENO_RUN, "bench/servers/hubbub_cross_deno.ts"];
+export const crossTargets = [
+  { name: "redis-raw", runtime: "bun", suite: "cross", redis: true, raw: true, command: ["bun", "bench/servers/redis_raw.ts"] },
+  { name: "bridge-bun-redis", runtime: "bun", suite: "cross", redis: true, command: ["bun", "bench/servers/bridge_bun_redis.ts"] },
+  { name: "hubbub-bun-redis", runtime: "bun", suite: "cross", redis: true, command: CROSS_BUN },
+  { name: "hubbub-bun-local", runtime: "bun", suite: "cross", command: CROSS_BUN },
+  { name: "hubbub-bun-history", runtime: "bun", suite: "history", env: { BENCH_HISTORY: "1" }, command: CROSS_BUN },
+  { name: "hubbub-deno-local", runtime: "deno", suite: "history", command: CROSS_DENO },
+  { name: "hubbub-deno-history", runtime: "deno", suite: "history", env: { BENCH_HISTORY: "1" }, command: CROSS_DENO },
+  { name: "hubbub-bun-redis-history", runtime: "bun", suite: "history", redis: true, env: { BENCH_HISTORY: "1" }, command: CROSS_BUN },
+];
+
 /** Reference targets per group, and the one everyone is compared with. */
 export const references = {
   bun: ["bun-corked", "bun-publish"],
