@@ -62,7 +62,8 @@ export interface RedisHistoryStoreOptions {
   /**
    * How long a command may take (ms) before it rejects (the hub then answers `UNAVAILABLE`).
    * Passed to node-redis as the command's `timeout` too, so one still queued is dropped rather
-   * than run later. A command already sent when it expires may still have run.
+   * than run later; an append Redis gets to later than that (less a margin) is refused by its
+   * script, so a rejected append is not stored nor published afterwards.
    * @default {2000}
    */
   commandTimeoutMs?: number;
@@ -202,11 +203,14 @@ end
 `;
 
 // KEYS: meta, stream. ARGV: head, except (JSON, or ""), maxMessages (0: none), maxAgeMs
-// (0: none), new epoch, [channel, payload]. Returns { offset, at, epoch }.
+// (0: none), new epoch, deadline (Redis ms; 0: none), [channel, payload]. Returns
+// { offset, at, epoch }, or { 0, now } past the deadline (the store gave up: nothing written).
 const APPEND_LUA = TRIM_LUA + `
 local meta, stream = KEYS[1], KEYS[2]
 local maxlen, maxage = tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = now_ms()
+local deadline = tonumber(ARGV[6])
+if deadline > 0 and now > deadline then return { 0, now } end
 local epoch, last, len = trimmed(meta, stream, maxlen, maxage, now)
 if not epoch then
   epoch, last, len = ARGV[5], 0, 0
@@ -225,15 +229,15 @@ if maxage > 0 then
   redis.call('PEXPIRE', meta, maxage)
   redis.call('PEXPIRE', stream, maxage)
 end
-if ARGV[6] then
+if ARGV[7] then
   -- Epochs are UUIDs (hex and dashes): quoting is their JSON encoding.
-  redis.call('PUBLISH', ARGV[6], ARGV[7] .. digits .. ',"e":"' .. epoch .. '"}')
+  redis.call('PUBLISH', ARGV[7], ARGV[8] .. digits .. ',"e":"' .. epoch .. '"}')
 end
 return { offset, now, epoch }
 `;
 
 // KEYS: meta, stream. ARGV: maxMessages, maxAgeMs, new epoch, after ("" for none), limit ("" for
-// none). Returns { epoch, last offset, complete (0/1), entries (XRANGE reply) }.
+// none). Returns { epoch, last offset, complete (0/1), entries (XRANGE reply), now }.
 const READ_LUA = TRIM_LUA + `
 local meta, stream = KEYS[1], KEYS[2]
 local maxage = tonumber(ARGV[2])
@@ -244,7 +248,7 @@ if not epoch then
   epoch = ARGV[3]
   redis.call('HSET', meta, 'e', epoch, 'l', 0, 'c', now)
   if maxage > 0 then redis.call('PEXPIRE', meta, maxage) end
-  return { epoch, 0, (after == 0) and 1 or 0, {} }
+  return { epoch, 0, (after == 0) and 1 or 0, {}, now }
 end
 local first = last - len + 1
 local complete = 1
@@ -258,7 +262,7 @@ local entries = {}
 if lo <= last then
   entries = redis.call('XRANGE', stream, string.format('%d', lo), string.format('%d', last))
 end
-return { epoch, last, complete, entries }
+return { epoch, last, complete, entries, now }
 `;
 
 const scripts = new Map<string, Promise<string>>();
@@ -288,8 +292,12 @@ function sha1(script: string): Promise<string> {
  *   (expired, emptied by age, or lost with a Redis that restarted without persistence) starts
  *   again at offset 1 with a new epoch, so clients learn `recovered: false`, never a silent jump.
  * - **Outages**: a command rejects (the hub answers `UNAVAILABLE`) when Redis refuses it, when
- *   the client is offline (with `disableOfflineQueue`), or after `commandTimeoutMs`. A
- *   restarted Redis has no script cache: EVALSHA falls back to EVAL on `NOSCRIPT`.
+ *   the client is offline (with `disableOfflineQueue`), or after `commandTimeoutMs`. An append
+ *   carries a deadline in Redis's clock (estimated from earlier quick replies), and its script
+ *   writes nothing past it: an append that timed out is not stored later by a Redis that was
+ *   only slow. One whose reply was lost (the connection dropped after Redis ran it) may be
+ *   stored although it rejected. A restarted Redis has no script cache: EVALSHA falls back to
+ *   EVAL on `NOSCRIPT`.
  * - **close()**: closes the client if the store owns it (`ownClient`). Idempotent.
  *
  * @example
@@ -309,6 +317,8 @@ export class RedisHistoryStore implements HistoryStore {
   readonly #client: RedisCommandClientLike;
   readonly #prefix: string;
   readonly #timeoutMs: number;
+  /** Redis's clock minus ours (ms), from the last quick reply; undefined before one. */
+  #skew: number | undefined;
   readonly #own: boolean;
   #ready: Promise<void> = Promise.resolve();
   #closed = false;
@@ -385,11 +395,26 @@ export class RedisHistoryStore implements HistoryStore {
       bound(policy.maxMessages),
       bound(policy.maxAgeMs),
       crypto.randomUUID(),
+      "0",
     ];
     if (message.publish !== undefined) args.push(message.publish.channel, message.publish.payload);
+    const sent = Date.now();
+    if (this.#skew !== undefined) {
+      // Redis refuses the append once the store would have given up on it (with a margin for
+      // the clock estimate and the reply's way back): a rejected append is never stored later.
+      const margin = Math.min(250, this.#timeoutMs / 4);
+      args[5] = String(Math.floor(sent + this.#skew + this.#timeoutMs - margin));
+    }
     const reply = await this.#run("append to", APPEND_LUA, room, args) as unknown[];
     const offset = Number(reply[0]);
     const at = Number(reply[1]);
+    this.#clock(sent, at);
+    if (offset === 0) {
+      throw new Error(
+        `Cannot append to the history of ${JSON.stringify(room)}: redis ran it too late ` +
+          `(after ${this.#timeoutMs} ms, less a margin): not stored`,
+      );
+    }
     const epoch = String(reply[2]);
     const frame = message.head + offset + "}";
     return except === undefined
@@ -417,7 +442,9 @@ export class RedisHistoryStore implements HistoryStore {
       options.after === undefined ? "" : String(options.after),
       options.limit === undefined ? "" : String(Math.max(0, Math.floor(options.limit))),
     ];
+    const sent = Date.now();
     const reply = await this.#run("read", READ_LUA, room, args) as unknown[];
+    this.#clock(sent, Number(reply[4]));
     const entries: HistoryEntry[] = [];
     for (const raw of reply[3] as unknown[]) entries.push(entryOf(raw));
     return {
@@ -441,6 +468,17 @@ export class RedisHistoryStore implements HistoryStore {
   /** Same as `close()`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /**
+   * Estimate Redis's clock from a reply that came back quickly (within a tenth of the timeout,
+   * at most 100 ms): the script ran within that of the midpoint, which bounds the estimate's error.
+   */
+  #clock(sent: number, redisNow: number): void {
+    const received = Date.now();
+    if (received - sent <= Math.min(100, this.#timeoutMs / 10) && Number.isFinite(redisNow)) {
+      this.#skew = redisNow - (sent + received) / 2;
+    }
   }
 
   /** Run a script on `room`'s keys: EVALSHA, then EVAL if Redis does not have it cached. */

@@ -246,12 +246,15 @@ redisTest(
 );
 
 redisTest(
-  "rejects within the timeout when redis does not answer (a busy script)",
+  "rejects within the timeout when redis does not answer, and never stores it later",
   async (server) => {
     const client = await connected(server.url);
     const store = new RedisHistoryStore(client, { commandTimeoutMs: 300 });
+    const listener = await listen(server.url, "ch");
     try {
       await store.append("t", { head: headOf("m", 0, "t") }, POLICY);
+      // Quick replies: the store learns Redis's clock (for the appends' deadline).
+      for (let i = 0; i < 10; i++) await store.read("t", {}, POLICY);
       // Another connection keeps Redis busy for 1.5 s.
       const busy = redisCommand(
         server.port,
@@ -263,17 +266,29 @@ redisTest(
       await new Promise((resolve) => setTimeout(resolve, 100));
       const t0 = performance.now();
       const attempts = await Promise.allSettled([
-        store.append("t", { head: headOf("m", 1, "t") }, POLICY),
+        store.append("t", {
+          head: headOf("m", "late", "t"),
+          publish: { channel: "ch", payload: '{"late":1,"n":' },
+        }, POLICY),
         store.read("t", {}, POLICY),
       ]);
       const took = performance.now() - t0;
       assert.deepEqual(attempts.map((r) => r.status), ["rejected", "rejected"]);
       assert.ok(took < 300 + 300, `rejected within the timeout (took ${took.toFixed(0)} ms)`);
       await busy;
-      // The append had been sent: Redis ran it once free. A timeout is an unknown outcome.
+      // The append had been sent, and Redis ran its script once free: past its deadline, the
+      // script stored and published nothing. A fence shows what the channel and stream got.
+      const fence = await store.append("t", {
+        head: headOf("m", "fence", "t"),
+        publish: { channel: "ch", payload: '{"fence":1,"n":' },
+      }, POLICY);
+      assert.equal(fence.offset, 2, "the late append took no offset");
+      await until(() => listener.messages.length > 0, 5000, "the fence");
+      assert.deepEqual(listener.messages, [`{"fence":1,"n":2,"e":${JSON.stringify(fence.epoch)}}`]);
       const read = await store.read("t", {}, POLICY);
-      assert.deepEqual(read.entries.map((e) => e.offset), [1, 2]);
+      assert.deepEqual(read.entries.map((e) => JSON.parse(e.frame).data), [0, "fence"]);
     } finally {
+      await listener.close();
       await release(client);
     }
   },
