@@ -108,7 +108,12 @@ export class Counters {
   }
 
   /** See `Hub.stats()`. */
-  snapshot(registry: Registry, topRooms: number, backplane: BackplaneStats): HubStats {
+  snapshot(
+    registry: Registry,
+    topRooms: number,
+    backplane: BackplaneStats,
+    history: HubStats["history"] = { repairs: 0, lost: 0 },
+  ): HubStats {
     const queued: number[] = [];
     let total = 0;
     for (const conn of registry.clients.values()) {
@@ -152,6 +157,7 @@ export class Counters {
       rateLimited: n.rateLimited,
       observerDrops: n.observerDrops,
       backplane,
+      history,
     };
   }
 }

@@ -764,7 +764,11 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
    * @returns The snapshot.
    */
   stats(options: { topRooms?: number } = {}): HubStats {
-    return this.#counters.snapshot(this.#registry, options.topRooms ?? 10, this.#bridge.stats());
+    const h = this.#history?.repairs;
+    return this.#counters.snapshot(this.#registry, options.topRooms ?? 10, this.#bridge.stats(), {
+      repairs: h?.reads ?? 0,
+      lost: h?.lost ?? 0,
+    });
   }
 
   /**

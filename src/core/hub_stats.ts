@@ -61,6 +61,12 @@ export interface HubStats {
   readonly observerDrops: number;
   /** Backplane counters and health. */
   readonly backplane: BackplaneStats;
+  /**
+   * History across replicas since start (zeros without history): `repairs`, reads of a
+   * room's stream to fill a gap or after the bus came back; `lost`, times a room's local
+   * members were closed with 4004 because its stream could not be kept whole here.
+   */
+  readonly history: { readonly repairs: number; readonly lost: number };
 }
 
 /** One thing that happened in the hub, as seen by `hub.observe()` / `hub.events()`. */

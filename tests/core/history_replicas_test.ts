@@ -109,6 +109,7 @@ test("A lost bus message is repaired from the store: no gap, no duplicate, one r
   assert.deepEqual(offsets(onB), range(1, 6));
   assert.deepEqual(offsets(onA), range(1, 6));
   assert.equal(store.reads - readsBefore, 1, "one repair read");
+  assert.deepEqual(b.stats().history, { repairs: 1, lost: 0 });
   await a.close();
   await b.close();
 });
@@ -160,6 +161,7 @@ test("A gap the store no longer holds closes the replica's members with 4004, ne
   for (let i = 1; i <= 8; i++) await a.publish("h:a", "n", i); // 2 is trimmed before B reads
   assert.equal((await onB.closed).code, CloseCode.INSUFFICIENT_STATE);
   assert.deepEqual(offsets(onB), [1], "B delivered nothing after the gap");
+  assert.equal(b.stats().history.lost, 1);
   await a.close();
   await b.close();
 });
