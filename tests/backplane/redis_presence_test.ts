@@ -319,6 +319,34 @@ redisTest(
   },
 );
 
+test(
+  "RedisPresenceStore keeps everything through kill -9 with AOF persistence: heartbeats answer ok",
+  async () => {
+    const server = await startRedis({ appendonly: true });
+    const client = await connected(server.url);
+    const store = new RedisPresenceStore(client);
+    try {
+      await store.heartbeat("A", LONG);
+      await store.add("A", "r", { clientId: "a1", userId: "ada", info: { n: 1 } });
+      await store.setUserConnections("A", "ada", 1);
+      await server.down();
+      await server.up();
+      await until(() => client.isReady, 10_000, "the client to reconnect");
+      assert.equal(await store.heartbeat("A", LONG), "ok");
+      assert.deepEqual(await store.members("r"), [{
+        clientId: "a1",
+        userId: "ada",
+        info: { n: 1 },
+      }]);
+      assert.deepEqual(await store.user("ada"), { online: true, connections: 1 });
+    } finally {
+      await release(client);
+      await server.stop();
+    }
+  },
+  { if: hasRedis, timeout: 30_000 },
+);
+
 test("RedisPresenceStore rejects after commandTimeoutMs when Redis never answers", async () => {
   const store = new RedisPresenceStore({ sendCommand: () => new Promise(() => {}) }, {
     commandTimeoutMs: 100,
