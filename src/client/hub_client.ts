@@ -85,7 +85,11 @@ export type ListenerData<C extends AnyContract, K extends string> = K extends Pr
  */
 export type ListenerEvent<C extends AnyContract, K extends string> = K extends PresenceEventType
   ? Extract<PresenceEnvelope, { type: K }>
-  : Extract<ServerMessage<C>, { type: K }> & StreamFields;
+  // A contract without literal event names (the default AnyContract): any event.
+  :
+    & ([Extract<ServerMessage<C>, { type: K }>] extends [never] ? ServerMessage<C>
+      : Extract<ServerMessage<C>, { type: K }>)
+    & StreamFields;
 
 const HISTORY_READER: Reader = { reply: ServerEvent.HISTORY, parse: readHistory };
 const PRESENCE_READER: Reader = { reply: ServerEvent.PRESENCE, parse: readPresence };

@@ -1,12 +1,14 @@
 // The chat demo as a cluster: two processes (Deno and Bun) on two ports sharing a private
 // redis-server behave as one chat (messages, whispers, presence, history); `deno serve
-// --parallel examples/chat/serve.ts` runs (without Redis: messages only).
+// --parallel examples/chat/serve.ts` runs (without Redis: messages only); a demo process
+// restarted on Redis loses nothing: the bundled client recovers every message once.
 // Registered on Deno only (the processes run on both runtimes).
 import assert from "node:assert/strict";
 import { isDeno, test } from "../_harness.ts";
 import { BUN, DENO, startChild } from "../_process.ts";
 import { freePort, hasRedis, numsub, startRedis, warnNoRedis } from "../_redis.ts";
 import { TestClient } from "../_ws_client.ts";
+import { connect } from "../../src/client/mod.ts";
 
 warnNoRedis("chat demo cluster test (tests/examples/chat_cluster_test.ts)");
 
@@ -118,6 +120,58 @@ test(
     } finally {
       await Promise.all(clients.map((c) => c.shut()));
       await Promise.all(procs.map((p) => p.stop()));
+      await redis.stop();
+    }
+  },
+  { if: isDeno && hasRedis, timeout: 60_000 },
+);
+
+test(
+  "The chat demo with REDIS_URL restarted: the bundled client recovers every message said meanwhile, each once, in order",
+  async () => {
+    const redis = await startRedis();
+    const port = await freePort();
+    const ready = /chat demo on http:\/\/localhost:(\d+)\//;
+    const env = { REDIS_URL: redis.url };
+    const start = () =>
+      startChild(DENO, ["run", "-A", MAIN], ready, { env: { ...env, PORT: `${port}` } });
+    let a = await start();
+    const b = await startChild(BUN, [MAIN], ready, { env: { ...env, PORT: "0" } });
+    const ada = await connect(`ws://127.0.0.1:${port}/ws?user=ada`, {
+      minDelayMs: 50,
+      maxDelayMs: 200,
+    });
+    const bob = await user(Number(b.match[1]), "bob", "lobby");
+    try {
+      const got: string[] = [];
+      ada.on("message", (m, e) => got.push(`${e.offset} ${(m as Data).text}`));
+      const recovered = new Promise<boolean>((resolve) =>
+        ada.onLifecycle("recovery", (e) => resolve(e.recovered))
+      );
+      await ada.subscribe("lobby");
+      const said = async (c: TestClient, text: string) => {
+        c.send({ type: "message", room: "lobby", text });
+        while (((await c.next("message")).data as Data).text !== text);
+      };
+      await ada.request("message", { room: "lobby", text: "before" });
+      // Stopped (every client gets 1001 and reconnects); bob, on the other process, goes on.
+      await a.stop();
+      for (const text of ["while down 1", "while down 2"]) await said(bob, text);
+      a = await start();
+      assert.equal(await recovered, true, "the history outlived the process: recovered");
+      await said(bob, "after");
+      while (got.length < 4) await new Promise((r) => setTimeout(r, 20));
+      const base = Number(got[0].split(" ")[0]);
+      assert.deepEqual(got, [
+        `${base} before`,
+        `${base + 1} while down 1`,
+        `${base + 2} while down 2`,
+        `${base + 3} after`,
+      ]);
+    } finally {
+      await ada.close();
+      await bob.shut();
+      await Promise.all([a.stop(), b.stop()]);
       await redis.stop();
     }
   },
