@@ -281,4 +281,22 @@ export const STATS_METRICS: readonly StatsMetric[] = [
     labels: [],
     read: (s) => one(s.backplane.malformed),
   },
+  {
+    name: "history_repairs",
+    otelName: "hubbub.history.repairs",
+    kind: "counter",
+    unit: "{read}",
+    help: "Reads of a history room's stream to fill a gap across replicas (or after a bus outage).",
+    labels: [],
+    read: (s) => one(s.history.repairs),
+  },
+  {
+    name: "history_lost",
+    otelName: "hubbub.history.lost",
+    kind: "counter",
+    unit: "{room}",
+    help: "Times a history room's local members were closed with 4004 (its stream not whole here).",
+    labels: [],
+    read: (s) => one(s.history.lost),
+  },
 ];

@@ -147,6 +147,8 @@ test("prometheusMetrics() renders hub.stats() exactly, in the text format 0.0.4"
   assert.equal(value(f, "hubbub_queued_bytes_p99"), s.queuedBytes.p99);
   assert.equal(value(f, "hubbub_backplane_up"), 1);
   assert.equal(value(f, "hubbub_backplane_published_total"), 0);
+  assert.equal(value(f, "hubbub_history_repairs_total"), s.history.repairs);
+  assert.equal(value(f, "hubbub_history_lost_total"), s.history.lost);
   await hub.close();
 });
 
