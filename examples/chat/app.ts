@@ -7,7 +7,9 @@
  * - Rooms: a client joins with the built-in `subscribe`; the guard allows names
  *   matching `^[a-z0-9-]{1,32}$`.
  * - `{"type":"message","room":R,"text":T}` reaches every member of R, and only
- *   from a member of R (else `error` `NOT_IN_ROOM`).
+ *   from a member of R (else `error` `NOT_IN_ROOM`). It is stored in R's history
+ *   first: when the store cannot take it (Redis down), nobody gets it and the sender
+ *   gets `error` `UNAVAILABLE`.
  * - History: every room keeps its last {@linkcode CHAT_HISTORY} messages (100, for
  *   10 minutes), so each message carries `room` and `offset`; the page shows a room's
  *   recent messages when it joins (`history`), and a reconnecting page recovers what
@@ -188,7 +190,17 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
             room,
           });
         }
-        hub.emit("message", { room, user, text }, { rooms: room });
+        if (!keepHistory) {
+          hub.emit("message", { room, user, text }, { rooms: room });
+          return;
+        }
+        // Stored in the room's history, then delivered; or, when the store cannot take it
+        // (Redis down), delivered to nobody and refused to the sender, who may send it again.
+        return hub.publish(room, "message", { room, user, text }).then(() => {}, () => {
+          throw new MessageError("UNAVAILABLE", "Cannot send now: the history is unavailable", {
+            room,
+          });
+        });
       } else {
         return whisper(user, message);
       }
@@ -204,8 +216,14 @@ export function createChatApp(options: ChatAppOptions = {}): ChatApp {
 
   /** Whether `user` has a connection on any replica (`true` when nobody can tell). */
   async function isOnline(user: string): Promise<boolean> {
-    // The hub keeps every user's connection count across replicas when it tracks presence.
-    if (trackPresence) return (await hub.userPresence(user)).online;
+    // The hub keeps every user's connection count across replicas when it tracks presence;
+    // when its store cannot say (Redis down), only a local connection is sure.
+    if (trackPresence) {
+      return await hub.userPresence(user).then(
+        (p) => p.online,
+        () => alone ? hub.userConnections(user).length > 0 : true,
+      );
+    }
     return true; // replicas without a shared presence store: the user may be on another one
   }
 

@@ -8,7 +8,7 @@ import { isDeno, test } from "../_harness.ts";
 import { BUN, DENO, startChild } from "../_process.ts";
 import { freePort, hasRedis, numsub, startRedis, warnNoRedis } from "../_redis.ts";
 import { TestClient } from "../_ws_client.ts";
-import { connect } from "../../src/client/mod.ts";
+import { connect, RequestError } from "../../src/client/mod.ts";
 
 warnNoRedis("chat demo cluster test (tests/examples/chat_cluster_test.ts)");
 
@@ -172,6 +172,49 @@ test(
       await ada.close();
       await bob.shut();
       await Promise.all([a.stop(), b.stop()]);
+      await redis.stop();
+    }
+  },
+  { if: isDeno && hasRedis, timeout: 60_000 },
+);
+
+test(
+  "The chat demo with REDIS_URL during a Redis outage: a message is refused UNAVAILABLE to its sender and delivered to nobody; after it, chat resumes",
+  async () => {
+    const redis = await startRedis(); // no persistence: the restarted Redis has new streams
+    const ready = /chat demo on http:\/\/localhost:(\d+)\//;
+    const a = await startChild(DENO, ["run", "-A", MAIN], ready, {
+      env: { REDIS_URL: redis.url, PORT: "0" },
+    });
+    const url = (name: string) => `ws://127.0.0.1:${a.match[1]}/ws?user=${name}`;
+    const options = { minDelayMs: 50, maxDelayMs: 200 };
+    const ada = await connect(url("ada"), options);
+    const bob = await connect(url("bob"), options);
+    try {
+      const got: string[] = [];
+      bob.on("message", (m) => got.push((m as Data).text));
+      await ada.subscribe("lobby");
+      await bob.subscribe("lobby");
+      await redis.down();
+      const err = await ada.request("message", { room: "lobby", text: "lost" }).catch((e) => e);
+      assert.ok(err instanceof RequestError, String(err));
+      assert.equal(err.code, "UNAVAILABLE");
+      await redis.up();
+      // The new Redis lost the streams: the hub closes the rooms' members with 4004, and the
+      // clients re-join (recovered: false). Then chat goes on.
+      let sent: string | undefined;
+      for (let i = 0; i < 100 && sent === undefined; i++) {
+        const text = `back ${i}`;
+        sent = await ada.request("message", { room: "lobby", text }).then(() => text, () => {
+          return new Promise<undefined>((r) => setTimeout(() => r(undefined), 100));
+        });
+      }
+      assert.ok(sent !== undefined, "chat resumed once Redis was back");
+      while (!got.includes(sent)) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(!got.includes("lost"), "the refused message reached nobody");
+    } finally {
+      await Promise.all([ada.close(), bob.close()]);
+      await a.stop();
       await redis.stop();
     }
   },
