@@ -1,8 +1,10 @@
-// Transport over a `ws` WebSocket on a Node `net.Socket`: the hub's frames for one socket are
-// written per event-loop turn inside the socket's cork()/uncork() (one writev), and a waiting
+// Transport over a `ws` WebSocket on a Node `net.Socket`. The hub's frames skip `ws.send`: each
+// distinct frame is framed once (header + UTF-8 payload, in one Buffer) and every recipient's
+// socket gets that same Buffer; a turn's frames for one socket leave as one write. A waiting
 // writer resumes on the socket's `drain`.
 import type { HubLimits } from "../core/hub.ts";
 import type { SocketEvents, Transport } from "../core/transport.ts";
+import { utf8Length } from "../protocol/envelope.ts";
 
 /** The parts of Node's `net.Socket` (a `stream.Duplex`) this adapter uses. */
 export interface NodeNetSocketLike {
@@ -12,6 +14,10 @@ export interface NodeNetSocketLike {
   uncork(): void;
   /** Write `data`, then end the writable side. */
   end(data: string): unknown;
+  /** Queue `data` for the network (a `Buffer` is written as it is). */
+  write(data: Uint8Array): unknown;
+  /** Bytes queued by `write` and not yet handed to the kernel. */
+  readonly writableLength: number;
   /** Close at once. */
   destroy(): unknown;
   /** Whether the socket is destroyed. */
@@ -40,6 +46,8 @@ export interface NodeWebSocketLike {
   readonly bufferedAmount: number;
   /** 0 connecting, 1 open, 2 closing, 3 closed. */
   readonly readyState: number;
+  /** The negotiated extensions (`""` for none). */
+  readonly extensions?: string;
   /** Send a protocol ping. */
   ping(): void;
   /** Start the closing handshake. */
@@ -51,6 +59,7 @@ export interface NodeWebSocketLike {
 }
 
 const POLL_MS = 5;
+const OPEN = 1;
 // Where the hub's state for a socket is kept on the `ws` object, so that one set of listener
 // functions serves every socket (no closures per connection: idle memory).
 const kEvents: unique symbol = Symbol("hubbub.events");
@@ -59,13 +68,139 @@ interface Carrier {
   [kEvents]?: SocketEvents;
 }
 
+/** The parts of Node's `Buffer` constructor used here (a `Buffer` is written as it is). */
+interface BufferStatic {
+  allocUnsafe(size: number): Uint8Array;
+}
+
+// Node's global Buffer. `Writable.write` wraps any other Uint8Array in a new Buffer per write.
+const NodeBuffer = (globalThis as { Buffer?: BufferStatic }).Buffer;
+const alloc = (size: number): Uint8Array =>
+  NodeBuffer === undefined ? new Uint8Array(size) : NodeBuffer.allocUnsafe(size);
+const encoder = new TextEncoder();
+
+// The wire bytes of the frames sent this turn. The hub hands every recipient of an emit the
+// same frame, so it is framed and UTF-8 encoded once, not once per socket (which is what
+// `ws.send` does: options objects, a header Buffer and a string chunk per recipient, encoded
+// again by every socket's writev). Emptied on the next turn, or sooner once it grows large.
+const wireCache = new Map<string | Uint8Array, Uint8Array>();
+let wireCacheBytes = 0;
+let wireClearScheduled = false;
+const WIRE_CACHE_MAX_BYTES = 8 * 1024 * 1024;
+// V8 hashes a longer string by its length alone, so long frames of one length would share a
+// bucket: those are remembered one at a time (the last one framed) instead.
+const MAX_HASHED_CHARS = 16_383;
+let lastLong: string | undefined;
+let lastLongBytes: Uint8Array | undefined;
+const timers = globalThis as { setImmediate?: (fn: () => void) => unknown };
+const nextTurn = (fn: () => void): unknown =>
+  timers.setImmediate !== undefined ? timers.setImmediate(fn) : setTimeout(fn, 0);
+
+function clearWireCache(): void {
+  wireClearScheduled = false;
+  wireCache.clear();
+  wireCacheBytes = 0;
+  lastLong = lastLongBytes = undefined;
+}
+
+/** One unmasked, final WebSocket frame (text for strings, binary for bytes). */
+function wireFrame(frame: string | Uint8Array): Uint8Array {
+  const text = typeof frame === "string";
+  const length = text ? utf8Length(frame) : frame.byteLength;
+  const head = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const out = alloc(head + length);
+  out[0] = text ? 0x81 : 0x82;
+  if (head === 2) {
+    out[1] = length;
+  } else if (head === 4) {
+    out[1] = 126;
+    out[2] = length >>> 8;
+    out[3] = length & 0xff;
+  } else {
+    out[1] = 127;
+    const high = Math.floor(length / 0x1_0000_0000);
+    out[2] = 0;
+    out[3] = 0;
+    out[4] = (high >>> 8) & 0xff;
+    out[5] = high & 0xff;
+    out[6] = length >>> 24;
+    out[7] = (length >>> 16) & 0xff;
+    out[8] = (length >>> 8) & 0xff;
+    out[9] = length & 0xff;
+  }
+  if (!text) {
+    out.set(frame, head);
+  } else if (encoder.encodeInto(frame, out.subarray(head)).written !== length) {
+    // Cannot happen (utf8Length counts what TextEncoder writes, U+FFFD for a lone
+    // surrogate), but never send a header that disagrees with its payload.
+    throw new RangeError("frame length mismatch");
+  }
+  return out;
+}
+
+/** The wire bytes of `frame`, framed once per turn however many sockets it goes to. */
+function wireBytes(frame: string | Uint8Array): Uint8Array {
+  if (typeof frame === "string" && frame.length > MAX_HASHED_CHARS) {
+    if (frame !== lastLong || lastLongBytes === undefined) {
+      lastLongBytes = wireFrame(frame);
+      lastLong = frame;
+      scheduleClear();
+    }
+    return lastLongBytes;
+  }
+  let bytes = wireCache.get(frame);
+  if (bytes === undefined) {
+    bytes = wireFrame(frame);
+    if (wireCacheBytes > WIRE_CACHE_MAX_BYTES) clearWireCache();
+    wireCache.set(frame, bytes);
+    wireCacheBytes += bytes.byteLength;
+    scheduleClear();
+  }
+  return bytes;
+}
+
+function scheduleClear(): void {
+  if (wireClearScheduled) return;
+  wireClearScheduled = true;
+  nextTurn(clearWireCache);
+}
+
+// While a transport's `cork` runs: its frames, written as one chunk when it ends. `cork` is
+// synchronous and the hub corks one connection at a time, so one list serves every socket.
+let corked: NodeTransport | undefined;
+const batch: Uint8Array[] = [];
+let batchBytes = 0;
+// A turn's frames for one socket are copied into one chunk up to this size (one small copy
+// instead of a stream write per frame); larger turns are written frame by frame, corked.
+const COALESCE_MAX_BYTES = 64 * 1024;
+
+function writeBatch(socket: NodeNetSocketLike): void {
+  const n = batch.length;
+  if (n === 1) {
+    socket.write(batch[0]);
+  } else if (batchBytes <= COALESCE_MAX_BYTES) {
+    const out = alloc(batchBytes);
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      out.set(batch[i], at);
+      at += batch[i].byteLength;
+    }
+    socket.write(out);
+  } else {
+    socket.cork();
+    for (let i = 0; i < n; i++) socket.write(batch[i]);
+    socket.uncork();
+  }
+}
+
 /**
  * The transport over one `ws` socket.
  *
- * - `send` hands the frame to `ws` (which writes it to the `net.Socket`) and reports
- *   backpressure once the socket holds the hub's high-water mark.
- * - `cork` runs the hub's per-turn flush inside `socket.cork()`/`uncork()`: every frame of
- *   the turn leaves in one `writev`.
+ * - `send` writes the frame to the `net.Socket` itself (framed once per turn for all its
+ *   recipients; `ws.send` only where an extension such as permessage-deflate was negotiated)
+ *   and reports backpressure once the socket holds the hub's high-water mark.
+ * - `cork` runs the hub's per-turn flush and writes the turn's frames as one chunk (one
+ *   `write` syscall); with `ws.send` it runs inside `socket.cork()`/`uncork()` (one `writev`).
  * - `writable` waits for the socket's `drain` (or polls, when the buffer is under Node's
  *   own mark and no `drain` is due), and resolves at once when the socket is closing.
  */
@@ -73,6 +208,8 @@ export class NodeTransport implements Transport {
   readonly #ws: NodeWebSocketLike;
   readonly #socket: NodeNetSocketLike;
   readonly #limits: HubLimits;
+  /** Frames go to the socket directly (no extension to apply), not through `ws.send`. */
+  readonly #direct: boolean;
 
   /**
    * @param ws The open `ws` socket.
@@ -83,29 +220,62 @@ export class NodeTransport implements Transport {
     this.#ws = ws;
     this.#socket = socket;
     this.#limits = limits;
+    this.#direct = ws.extensions === "" && typeof socket.write === "function";
   }
 
   send(frame: string | Uint8Array): number {
     const ws = this.#ws;
-    try {
-      ws.send(frame);
-    } catch {
-      return 1; // closing: the close event tears the connection down
+    if (!this.#direct) {
+      try {
+        ws.send(frame);
+      } catch {
+        return 1; // closing: the close event tears the connection down
+      }
+      return ws.bufferedAmount >= this.#limits.highWaterMark ? -1 : 1;
     }
-    return ws.bufferedAmount >= this.#limits.highWaterMark ? -1 : 1;
+    // Closing (our close frame or the peer's is out): nothing more may follow it, and the
+    // close event tears the connection down. `ws.send` drops such frames too.
+    if (ws.readyState !== OPEN) return 1;
+    const bytes = wireBytes(frame);
+    const socket = this.#socket;
+    if (corked === this) {
+      batch.push(bytes);
+      batchBytes += bytes.byteLength;
+      return socket.writableLength + batchBytes >= this.#limits.highWaterMark ? -1 : 1;
+    }
+    socket.write(bytes);
+    return socket.writableLength >= this.#limits.highWaterMark ? -1 : 1;
   }
 
   bufferedAmount(): number {
-    return this.#ws.bufferedAmount;
+    if (!this.#direct) return this.#ws.bufferedAmount;
+    return this.#socket.writableLength + (corked === this ? batchBytes : 0);
   }
 
   cork(fn: () => void): void {
     const socket = this.#socket;
-    socket.cork();
+    if (!this.#direct || corked !== undefined) {
+      socket.cork();
+      try {
+        fn();
+      } finally {
+        socket.uncork();
+      }
+      return;
+    }
+    corked = this;
     try {
       fn();
     } finally {
-      socket.uncork();
+      corked = undefined;
+      if (batch.length > 0) {
+        try {
+          writeBatch(socket);
+        } finally {
+          batch.length = 0;
+          batchBytes = 0;
+        }
+      }
     }
   }
 
@@ -116,6 +286,7 @@ export class NodeTransport implements Transport {
   writable(lowWater: number, signal: AbortSignal): Promise<void> {
     const ws = this.#ws;
     const socket = this.#socket;
+    const buffered = () => this.bufferedAmount();
     return new Promise<void>((resolve, reject) => {
       if (signal.aborted) return reject(signal.reason);
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -131,7 +302,7 @@ export class NodeTransport implements Transport {
       };
       function check(): void {
         clearTimeout(timer);
-        if (ws.bufferedAmount <= lowWater || ws.readyState >= 2 || socket.destroyed) {
+        if (buffered() <= lowWater || ws.readyState >= 2 || socket.destroyed) {
           done();
           return resolve();
         }

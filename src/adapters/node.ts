@@ -8,8 +8,11 @@
  * - Refusals (426, 403, 401, 429, 503) are answered as HTTP responses on the raw socket
  *   before any upgrade, and the socket is destroyed.
  * - The subprotocol in the 101 is the one the hub decided (none, or `hubbub.batch.v1`).
- * - Writes are coalesced per socket per event-loop turn inside the `net.Socket`'s
- *   `cork()`/`uncork()`: one `writev` per connection per turn.
+ * - Frames are framed once per emit (one Buffer shared by every recipient) and written to
+ *   the `net.Socket` directly, not through `ws.send` (which builds objects per recipient and
+ *   frame); each connection's frames of one event-loop turn leave as one write. Where an
+ *   extension was negotiated (`ws` with permessage-deflate), frames go through `ws.send`,
+ *   corked per turn.
  * - Backpressure: the socket's buffered bytes against the hub's high-water mark, resuming
  *   on `drain` under its low watermark; the hub's slow-client policy applies as everywhere.
  * - Keepalive: the hub pings (`ws.ping()`), pongs mark the connection alive, silent
