@@ -1,9 +1,10 @@
 // The client's presence against a real hub that tracks presence (memory store), on the current
 // runtime: members() on every client lists each user once with all their tabs, whoever joins
 // second included; presence() and presenceStats() agree with it; a leave reaches every list; a
-// list reloads after a reconnect (who left meanwhile is gone, who came is there).
+// list reloads after a reconnect (who left meanwhile is gone, who came is there); across two
+// replicas (one bus, one presence store) a user's tabs on both merge into one member.
 import assert from "node:assert/strict";
-import type { HubOptions } from "../../mod.ts";
+import { type HubOptions, MemoryBus, MemoryPresenceStore } from "../../mod.ts";
 import { connect, type HubClient, type MemberList, RequestError } from "../../src/client/mod.ts";
 import { test } from "../_harness.ts";
 import { startOnPort } from "./_servers.ts";
@@ -119,5 +120,32 @@ test("HubClient on a real hub: members() reloads after the server closes the con
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await s.close();
+  }
+});
+
+test("HubClient on two real hubs sharing a bus and a presence store: a user's tabs on both replicas are one member on every list", async () => {
+  const bus = new MemoryBus();
+  const presenceStore = new MemoryPresenceStore();
+  const servers = [0, 1].map(() =>
+    startOnPort({ ...options, backplane: bus.connect(), presenceStore })
+  );
+  const clients: HubClient[] = [];
+  const at = async (server: number, user: string) => {
+    const url = `${servers[server].url}?user=${user}`;
+    const c = await connect(url, { minDelayMs: 20, maxDelayMs: 50 });
+    clients.push(c);
+    const list = c.members("p:x");
+    await c.subscribe("p:x");
+    return list;
+  };
+  try {
+    const lists = [await at(0, "ada"), await at(1, "ada"), await at(1, "bob")];
+    for (const list of lists) await until(list, ["ada×2", "bob×1"]);
+    assert.deepEqual(await clients[2].presenceStats("p:x"), { clients: 3, users: 2 });
+    await clients[0].close(); // ada's tab on the first replica
+    for (const list of lists.slice(1)) await until(list, ["ada×1", "bob×1"]);
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(servers.map((s) => s.close()));
   }
 });
