@@ -3,7 +3,11 @@
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import { Hub, type HubOptions } from "../../mod.ts";
+import * as wsPackage from "ws";
+import { type Connection, Hub, type HubOptions } from "../../mod.ts";
+import { NodeTransport } from "../../src/adapters/_node_socket.ts";
+import { resolveLimits } from "../../src/core/limits.ts";
+import { utf8Length } from "../../src/protocol/envelope.ts";
 import { isNode, test, until } from "../_harness.ts";
 import { TestClient } from "../_ws_client.ts";
 import { batchContract, transportContract } from "../contract/transport_contract.ts";
@@ -371,6 +375,186 @@ nodeTest("the frames one turn sends a connection leave in one write (socket cork
   } finally {
     await s.close();
   }
+});
+
+nodeTest(
+  "frames written past ws.send arrive intact: every length class, UTF-8, binary",
+  async () => {
+    const conns: Connection[] = [];
+    const s = await nodeServer({ onConnect: (c) => void conns.push(c) });
+    try {
+      const a = await TestClient.connect(s.url);
+      const b = await TestClient.connect(s.url);
+      await until(() => conns.length === 2, 5000, "both open");
+      // Frames of 125, 126, 65535, 65536 and 70000 bytes (the header's three length forms and
+      // their edges), padded with 2-, 3- and 4-byte characters, and one over the cache's
+      // hashed length twice in one turn (two frames of one length).
+      const frame = (bytes: number, pad: string) => {
+        const head = `{"type":"t","data":"`;
+        let body = "";
+        while (utf8Length(head + body + pad + `"}`) <= bytes) body += pad;
+        while (utf8Length(head + body + `"}`) < bytes) body += "x";
+        return head + body + `"}`;
+      };
+      const frames = [
+        frame(125, "é"),
+        frame(126, "€"),
+        frame(65535, "😀"),
+        frame(65536, "é"),
+        frame(70000, "€"),
+        frame(70000, "😀"),
+        `{"type":"t","data":"\ud800"}`, // a lone surrogate, raw in the frame
+      ];
+      assert.deepEqual(
+        frames.slice(0, 6).map(utf8Length),
+        [125, 126, 65535, 65536, 70000, 70000],
+      );
+      const binary = [0, 125, 126, 65536].map((n) => Uint8Array.from({ length: n }, (_, i) => i));
+      // One turn: each connection gets them all, in order, from the same shared bytes.
+      for (const f of frames) for (const c of conns) c.sendRaw(f);
+      for (const bytes of binary) for (const c of conns) c.sendRaw(bytes);
+      for (const client of [a, b]) {
+        await until(
+          () => client.messages.filter((m) => m.type === "t").length === frames.length,
+          10_000,
+          "text frames",
+        );
+        await until(() => client.binary.length === binary.length, 10_000, "binary frames");
+        const got = client.messages.filter((m) => m.type === "t").map((m) => m.data);
+        const want = frames.map((f) => (JSON.parse(f) as { data: string }).data);
+        want[6] = "\ufffd"; // a lone surrogate is sent as U+FFFD, as ws and TextEncoder do
+        assert.deepEqual(got, want);
+        assert.deepEqual(client.binary, binary);
+      }
+      await a.shut();
+      await b.shut();
+    } finally {
+      await s.close();
+    }
+  },
+);
+
+/** A `ws` socket and its net.Socket, faked: what the transport writes is recorded. */
+function fakeSockets(extensions = "") {
+  const writes: Uint8Array[] = [];
+  const sent: (string | Uint8Array)[] = [];
+  const calls: string[] = [];
+  const socket = {
+    writableLength: 0,
+    destroyed: false,
+    writableNeedDrain: false,
+    cork: () => void calls.push("cork"),
+    uncork: () => void calls.push("uncork"),
+    write: (data: Uint8Array) => {
+      calls.push("write");
+      writes.push(data);
+    },
+    end: () => {},
+    destroy: () => {},
+    on: () => {},
+    once: () => {},
+    off: () => {},
+  };
+  const ws = {
+    readyState: 1,
+    extensions,
+    bufferedAmount: 0,
+    send: (data: string | Uint8Array) => void sent.push(data),
+    ping: () => {},
+    close: () => {},
+    terminate: () => {},
+    on: () => {},
+  };
+  return { socket, ws, writes, sent, calls };
+}
+
+// ws's own framer (its Sender; not in its type definitions).
+const { Sender } = wsPackage as unknown as {
+  Sender: { frame(data: Uint8Array, options: Record<string, unknown>): Uint8Array[] };
+};
+
+/** The bytes `ws` itself frames `data` into (a server frame: final, unmasked). */
+function wsFrame(data: string | Uint8Array): Uint8Array {
+  const parts = Sender.frame(
+    typeof data === "string" ? new TextEncoder().encode(data) : data,
+    { fin: true, opcode: typeof data === "string" ? 1 : 2, mask: false, readOnly: true },
+  );
+  return concatBytes(parts);
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+nodeTest("a turn's frames leave as one write of the bytes ws would frame", () => {
+  const { socket, ws, writes, calls } = fakeSockets();
+  const limits = resolveLimits({ highWaterMark: 1000, lowWaterMark: 100 });
+  const t = new NodeTransport(ws, socket, limits);
+  const frames = ["a", "€".repeat(50), new Uint8Array([1, 2, 3])];
+  const statuses: number[] = [];
+  const buffered: number[] = [];
+  t.cork(() => {
+    for (const f of frames) {
+      statuses.push(t.send(f));
+      buffered.push(t.bufferedAmount());
+    }
+    assert.equal(writes.length, 0, "nothing is written before the turn's frames are all in");
+  });
+  assert.deepEqual(calls, ["write"]);
+  assert.deepEqual(new Uint8Array(writes[0]), concatBytes(frames.map(wsFrame)));
+  assert.deepEqual(buffered, [3, 3 + 154, 3 + 154 + 5]);
+  assert.deepEqual(statuses, [1, 1, 1]);
+  // Over the high-water mark (counting what the socket already holds): backpressure.
+  socket.writableLength = 900;
+  t.cork(() => {
+    assert.equal(t.send("x".repeat(50)), 1);
+    assert.equal(t.send("x".repeat(50)), -1);
+  });
+  // Outside a turn: written at once.
+  calls.length = writes.length = 0;
+  assert.equal(t.send("y"), 1);
+  socket.writableLength = 1000;
+  assert.equal(t.send("y"), -1);
+  assert.deepEqual(calls, ["write", "write"]);
+  assert.deepEqual(writes.map((w) => new Uint8Array(w)), [wsFrame("y"), wsFrame("y")]);
+  return Promise.resolve();
+});
+
+nodeTest("a turn over 64 KiB is written frame by frame inside the socket's cork", () => {
+  const { socket, ws, writes, calls } = fakeSockets();
+  const t = new NodeTransport(ws, socket, resolveLimits({}));
+  const frames = ["a".repeat(40_000), "b".repeat(40_000), "c"];
+  t.cork(() => {
+    for (const f of frames) t.send(f);
+  });
+  assert.deepEqual(calls, ["cork", "write", "write", "write", "uncork"]);
+  assert.deepEqual(writes.map((w) => new Uint8Array(w)), frames.map(wsFrame));
+  return Promise.resolve();
+});
+
+nodeTest("a closing socket takes no more frames; an extension keeps ws.send", () => {
+  const closing = fakeSockets();
+  const t = new NodeTransport(closing.ws, closing.socket, resolveLimits({}));
+  closing.ws.readyState = 2; // our close frame (or the peer's) is out
+  assert.equal(t.send("late"), 1);
+  t.cork(() => void t.send("later"));
+  assert.deepEqual(closing.writes, []);
+  const deflate = fakeSockets("permessage-deflate");
+  const d = new NodeTransport(deflate.ws, deflate.socket, resolveLimits({}));
+  d.cork(() => {
+    d.send("one");
+    d.send("two");
+  });
+  assert.deepEqual(deflate.sent, ["one", "two"], "ws compresses them");
+  assert.deepEqual(deflate.calls, ["cork", "uncork"], "inside the socket's cork");
+  assert.deepEqual(deflate.writes, []);
+  return Promise.resolve();
 });
 
 test(
