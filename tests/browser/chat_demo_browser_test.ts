@@ -8,6 +8,8 @@
 // - a server restart on the same port: the pages reconnect by themselves, the status blames
 //   the connection, not the user's name, whoever did not come back leaves the member lists,
 //   and no message shows twice;
+// - replicas without shared stores (deno serve --parallel without Redis): no member list, said
+//   so, and chat still works;
 // - layout at 1100×700, 1440×900 and 390×844: the compose bar fully in view, no horizontal
 //   overflow, the unread badge a small pill. Screenshots: test-output/chat-*.png.
 import assert from "node:assert/strict";
@@ -17,6 +19,7 @@ import type { BrowserContext, Page } from "playwright-core";
 import { isBun, test } from "../_harness.ts";
 import { hasChromium, launchChromium, warnIfMissing } from "../_chromium.ts";
 import { type ChatAppOptions, CLIENT_BUNDLE, createChatApp } from "../../examples/chat/app.ts";
+import { MemoryBus } from "../../mod.ts";
 
 // deno-lint-ignore no-explicit-any
 const g = globalThis as any;
@@ -251,6 +254,33 @@ test(
         ["bob joined"],
         "no join or leave line for bob's own reconnect",
       );
+      assert.deepEqual(errors, []);
+    } finally {
+      await dispose();
+      await server.close();
+    }
+  },
+  { if: isBun && hasChromium, timeout: 60_000 },
+);
+
+test(
+  "The chat demo page on a replica without shared stores says its member list is unavailable and still chats",
+  async () => {
+    await buildBundle();
+    // A backplane and no presence or history store: the hub tracks neither.
+    const server = serveChat(0, { backplane: new MemoryBus().connect() });
+    const { context, dispose } = await launchChromium({ width: 900, height: 560 });
+    const errors: string[] = [];
+    try {
+      const ada = await openAs(context, server.port, "ada", errors);
+      await joinRoom(ada, "lobby");
+      await membersAre(ada, ["(member list unavailable)"]);
+      await ada.fill("#text", "no history here");
+      await ada.press("#text", "Enter");
+      await ada.getByText("no history here").waitFor({ timeout: 10_000 });
+      assert.deepEqual(await logLines(ada), ["ada joined", "ada no history here"]);
+      await ada.click("#views .label >> text=whispers & notices");
+      assert.deepEqual(await logLines(ada), [], "no error notice for the missing presence");
       assert.deepEqual(errors, []);
     } finally {
       await dispose();
