@@ -38,6 +38,12 @@ interface Entry {
 /** `null`: the connection's latest event was a leave. */
 type Seen = Map<string, PresenceClient | null>;
 
+/** A read that failed but may work later: the store was unavailable, or it timed out. */
+function mayWork(error: unknown): boolean {
+  return (error instanceof RequestError && error.code === ErrorCode.UNAVAILABLE) ||
+    (error instanceof DOMException && error.name === "TimeoutError");
+}
+
 function keyOf(clientId: string, userId: string | undefined): string {
   return userId === undefined ? "c:" + clientId : "u:" + userId;
 }
@@ -149,7 +155,7 @@ export class LiveMemberList implements MemberList {
       (error) => {
         if (generation !== this.#generation) return;
         if (error instanceof RequestError && error.code === ErrorCode.NOT_SUBSCRIBED) return; // left meanwhile
-        if (error instanceof RequestError && error.code === ErrorCode.UNAVAILABLE) {
+        if (mayWork(error)) {
           this.#retryTimer = this.#host.timers.setTimeout(() => {
             this.#retryTimer = undefined;
             if (generation === this.#generation) this.#read(generation);

@@ -109,7 +109,7 @@ export type MemberListChange =
  * - **Freshness**: as fresh as the server's presence: eventual across replicas,
  *   and a crashed replica's members leave after the server's presence TTL. In a
  *   room without join/leave events the list is the snapshot of the last load.
- * - **Errors**: a read answered `UNAVAILABLE` is retried with the client's backoff;
+ * - **Errors**: a read answered `UNAVAILABLE`, or timed out, is retried with the client's backoff;
  *   other failures are reported as an `error` lifecycle event (source `"members"`).
  */
 export interface MemberList extends Disposable {

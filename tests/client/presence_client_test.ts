@@ -271,7 +271,7 @@ test("HubClient.members() keeps the list while offline and reloads it after the 
   await client.close();
 });
 
-test("HubClient.members() retries a load answered UNAVAILABLE after a backoff, and reports any other failure", async () => {
+test("HubClient.members() retries a load answered UNAVAILABLE or timed out after a backoff, and reports any other failure", async () => {
   const { client, fake, timers, errors } = setup();
   const ws = fake.last();
   ws.establish("c1", "ada");
@@ -291,6 +291,17 @@ test("HubClient.members() retries a load answered UNAVAILABLE after a backoff, a
   answerPresence(ws, "lobby", [{ clientId: "c1", userId: "ada" }]);
   await settle();
   assert.deepEqual(shown(lobby), ["ada[c1]", "bob[c2]"]);
+  // A read that times out is retried too.
+  const slow = client.members("lobby");
+  timers.advance(10_000); // requestTimeoutMs: no answer
+  await settle();
+  assert.equal(reads(), 3);
+  timers.advance(50);
+  assert.equal(reads(), 4, "asked again after the backoff");
+  answerPresence(ws, "lobby", [{ clientId: "c1", userId: "ada" }]);
+  await settle();
+  assert.ok(slow.loaded);
+  slow.close();
   // Another code (here a server that does not know presence): reported, not retried.
   const other = client.members("lobby");
   ws.event("error", { id: lastSent(ws).id, code: "UNKNOWN_TYPE", message: "no presence here" });
@@ -298,7 +309,7 @@ test("HubClient.members() retries a load answered UNAVAILABLE after a backoff, a
   assert.deepEqual(errors, ["members no presence here"]);
   assert.equal(other.loaded, false);
   timers.advance(10_000);
-  assert.equal(reads(), 3);
+  assert.equal(reads(), 5);
   await client.close();
 });
 
