@@ -882,5 +882,279 @@ async function release(client: RedisConnectionLike): Promise<void> {
     // Already closed.
   }
 }
-export * from "./redis_history.ts";
-export * from "./redis_presence.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Redis Cluster: sharded pub/sub (SPUBLISH / SSUBSCRIBE)
+
+/**
+ * A node-redis cluster client (`createCluster` of the `redis` package), as far as
+ * {@linkcode redisClusterBackplane} uses it: sharded pub/sub and the events of its nodes.
+ */
+export interface RedisClusterLike {
+  /** Add an event listener (`connect`, `disconnect`, `error`, `node-ready`, `node-reconnecting`, `node-error`, `node-disconnect`). */
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  /** Remove an event listener added with `on`. */
+  off(event: string, listener: (...args: unknown[]) => void): unknown;
+  /** Whether the cluster's slots are known and its nodes connected. */
+  readonly isReady?: boolean;
+  /** Whether `connect()` was called (and not closed since). */
+  readonly isOpen?: boolean;
+  /** Discover the cluster and connect to its masters. */
+  connect(): Promise<unknown>;
+  /** Close gracefully. */
+  close?(): Promise<unknown>;
+  /** Close at once. */
+  destroy?(): unknown;
+  /** `SPUBLISH`: publish on the shard that owns the channel's slot. */
+  sPublish(channel: string, message: string): Promise<unknown>;
+  /** `SSUBSCRIBE` (channels of one slot), on that shard's pub/sub connection. */
+  sSubscribe(channels: string | string[], listener: RedisMessageListener): Promise<unknown>;
+  /** `SUNSUBSCRIBE`. */
+  sUnsubscribe(channels: string | string[], listener: RedisMessageListener): Promise<unknown>;
+}
+
+/** The options node-redis `createCluster` accepts that {@linkcode redisClusterBackplane} sets. */
+export interface RedisClusterOptionsLike {
+  /** Where to discover the cluster from. */
+  rootNodes: { url: string }[];
+  /** Options of every node connection. */
+  defaults: Omit<RedisClientOptionsLike, "url">;
+}
+
+/** Options for {@linkcode redisClusterBackplane}. */
+export interface RedisClusterConnectOptions
+  extends Omit<RedisConnectOptions, "url" | "createClient"> {
+  /**
+   * Some nodes of the cluster (`redis://host:port`); the rest is discovered. A string may
+   * list several, separated by commas (as `REDIS_CLUSTER=redis://a:7000,redis://b:7001`).
+   */
+  urls: string | string[];
+  /** The `createCluster` of the `redis` package (node-redis v5 or later). Called twice. */
+  createCluster: (options: RedisClusterOptionsLike) => RedisClusterLike;
+}
+
+/**
+ * The Redis Cluster channel of a hub channel: a room's, user's or client's name becomes the
+ * channel's hash tag (`hubbub:room:lobby` → `hubbub:room:{lobby}`), so the channel lives on the
+ * shard of that room's other keys (`<prefix>{<room>}:…`); other channels are as is.
+ *
+ * @param channel The hub's channel name.
+ * @param prefix The hub's `channelPrefix`.
+ * @returns The channel used in the cluster.
+ */
+export function clusterChannel(channel: string, prefix = "hubbub:"): string {
+  if (!channel.startsWith(prefix)) return channel;
+  const rest = channel.slice(prefix.length);
+  const colon = rest.indexOf(":");
+  const kind = rest.slice(0, colon);
+  if (colon < 0 || (kind !== "room" && kind !== "user" && kind !== "client")) return channel;
+  return `${prefix}${kind}:{${rest.slice(colon + 1)}}`;
+}
+
+/** The hub channel of a cluster channel (the inverse of {@linkcode clusterChannel}). */
+function hubChannel(channel: string, prefix: string): string {
+  if (!channel.startsWith(prefix) || !channel.endsWith("}")) return channel;
+  const rest = channel.slice(prefix.length);
+  const m = /^(room|user|client):\{/.exec(rest);
+  if (m === null) return channel;
+  return prefix + m[1] + ":" + rest.slice(m[0].length, -1);
+}
+
+/**
+ * One node-redis cluster client shaped as the client {@linkcode RedisBackplane} drives:
+ * sharded commands, hub channels mapped to cluster channels, and one connection state made
+ * from its nodes'. As the subscriber: down while any node it knows is reconnecting, ready once
+ * all are again (and then every channel is subscribed again). As the publisher: down only with
+ * the whole cluster; a node's outage is reported as an error, and publishes to the other
+ * shards go on (those to the lost shard reject).
+ */
+class ShardedClient implements RedisClientLike {
+  readonly #cluster: RedisClusterLike;
+  readonly #prefix: string;
+  readonly #partialIsDown: boolean;
+  readonly #listeners = new Map<string, Set<(arg?: unknown) => void>>();
+  readonly #wrapped = new WeakMap<RedisMessageListener, RedisMessageListener>();
+  readonly #down = new Set<string>();
+  #connected = false;
+
+  constructor(cluster: RedisClusterLike, prefix: string, role: "publisher" | "subscriber") {
+    this.#cluster = cluster;
+    this.#prefix = prefix;
+    this.#partialIsDown = role === "subscriber";
+    const node = (n: unknown): string => {
+      const o = n as { host?: string; port?: number } | undefined;
+      return `${o?.host ?? "?"}:${o?.port ?? "?"}`;
+    };
+    cluster.on("connect", () => {
+      this.#connected = true;
+      if (this.#down.size === 0) this.#emit("ready");
+    });
+    cluster.on("disconnect", () => {
+      this.#connected = false;
+      this.#emit("end");
+    });
+    cluster.on("error", (error) => this.#emit("error", error));
+    cluster.on("node-reconnecting", (n) => this.#nodeDown(node(n), undefined));
+    cluster.on("node-disconnect", (n) => this.#nodeDown(node(n), undefined));
+    cluster.on("node-error", (error, n) => {
+      if (n !== undefined && this.#down.has(node(n))) return; // one report per outage
+      const text = error instanceof Error ? error.message : String(error);
+      if (/ECONNREFUSED|closed|ECONNRESET|timeout|EPIPE/i.test(text)) {
+        this.#nodeDown(node(n), new Error(`node ${node(n)}: ${text}`));
+      }
+    });
+    cluster.on("node-ready", (n) => {
+      if (!this.#down.delete(node(n)) || this.#down.size > 0 || !this.#connected) return;
+      if (this.#partialIsDown) this.#emit("ready");
+    });
+  }
+
+  #nodeDown(key: string, error: Error | undefined): void {
+    const first = this.#down.size === 0;
+    this.#down.add(key);
+    if (error !== undefined) this.#emit("error", error);
+    if (first && this.#partialIsDown) this.#emit("reconnecting");
+  }
+
+  #emit(event: string, arg?: unknown): void {
+    for (const fn of [...(this.#listeners.get(event) ?? [])]) fn(arg);
+  }
+
+  on(event: string, listener: (arg?: unknown) => void): this {
+    let set = this.#listeners.get(event);
+    if (set === undefined) this.#listeners.set(event, set = new Set());
+    set.add(listener);
+    return this;
+  }
+
+  off(event: string, listener: (arg?: unknown) => void): this {
+    this.#listeners.get(event)?.delete(listener);
+    return this;
+  }
+
+  get isReady(): boolean {
+    return this.#connected && (this.#down.size === 0 || !this.#partialIsDown) &&
+      this.#cluster.isReady !== false;
+  }
+
+  get isOpen(): boolean {
+    return this.#cluster.isOpen ?? this.#connected;
+  }
+
+  connect(): Promise<unknown> {
+    return this.#cluster.connect();
+  }
+
+  close(): Promise<unknown> {
+    return this.#cluster.close?.() ?? Promise.resolve();
+  }
+
+  destroy(): unknown {
+    this.#connected = false;
+    this.#down.clear();
+    const r = this.#cluster.destroy?.();
+    this.#emit("end");
+    return r;
+  }
+
+  publish(channel: string, message: string): Promise<unknown> {
+    return this.#cluster.sPublish(clusterChannel(channel, this.#prefix), message);
+  }
+
+  #wrap(listener: RedisMessageListener): RedisMessageListener {
+    let w = this.#wrapped.get(listener);
+    if (w === undefined) {
+      const prefix = this.#prefix;
+      w = (message, channel) => listener(message, hubChannel(channel, prefix));
+      this.#wrapped.set(listener, w);
+    }
+    return w;
+  }
+
+  // One command per channel: channels of one SSUBSCRIBE must share a slot.
+  subscribe(channels: string | string[], listener: RedisMessageListener): Promise<unknown> {
+    const w = this.#wrap(listener);
+    const list = typeof channels === "string" ? [channels] : channels;
+    return Promise.all(
+      list.map((c) => this.#cluster.sSubscribe(clusterChannel(c, this.#prefix), w)),
+    );
+  }
+
+  unsubscribe(channels: string | string[], listener: RedisMessageListener): Promise<unknown> {
+    const w = this.#wrap(listener);
+    const list = typeof channels === "string" ? [channels] : channels;
+    return Promise.all(
+      list.map((c) => this.#cluster.sUnsubscribe(clusterChannel(c, this.#prefix), w)),
+    );
+  }
+}
+
+/**
+ * Create a backplane on a Redis Cluster with sharded pub/sub (`SPUBLISH` / `SSUBSCRIBE`,
+ * Redis 7+): each channel lives on the shard that owns its slot, so adding shards adds pub/sub
+ * capacity (plain `PUBLISH` in a cluster is copied to every node). Two node-redis cluster
+ * clients (one publishes, one subscribes; each keeps a connection per shard).
+ *
+ * - **Channels**: a room's, user's or client's name is the hash tag of its channel
+ *   (`hubbub:room:{lobby}`, see {@linkcode clusterChannel}), so it lives on the shard of the
+ *   room's other keys (`<prefix>{<room>}:…`, as the Redis history store names them).
+ * - **Health**: red while any node the subscribing cluster client knows is reconnecting
+ *   (publishes to the channels of the other shards still go through; those to the lost shard
+ *   reject and are counted), ok once every node is ready again and every held channel is
+ *   subscribed again. node-redis rediscovers the slots by itself.
+ * - Batches, probes and the rest: as {@linkcode RedisBackplane}. The probe channel lives on
+ *   one shard: a stalled subscription on another shard is not caught by it.
+ *
+ * @param options The cluster's nodes, `createCluster`, timing.
+ * @returns A backplane for one hub.
+ * @throws {TypeError} If `urls` is empty or `createCluster` is not a function.
+ * @example
+ * ```ts ignore
+ * import { createCluster } from "redis";
+ * import { Hub } from "@hubbub/hubbub";
+ * import { redisClusterBackplane } from "@hubbub/hubbub/redis";
+ *
+ * const hub = new Hub({
+ *   backplane: redisClusterBackplane({
+ *     urls: "redis://127.0.0.1:7000,redis://127.0.0.1:7001",
+ *     createCluster,
+ *   }),
+ * });
+ * ```
+ */
+export function redisClusterBackplane(options: RedisClusterConnectOptions): RedisBackplane {
+  const urls = typeof options.urls === "string"
+    ? options.urls.split(",").map((u) => u.trim()).filter((u) => u !== "")
+    : options.urls;
+  if (!Array.isArray(urls) || urls.length === 0 || urls.some((u) => typeof u !== "string")) {
+    throw new TypeError("Cannot create backplane: urls must name at least one cluster node");
+  }
+  if (typeof options.createCluster !== "function") {
+    throw new TypeError("Cannot create backplane: createCluster must be a function");
+  }
+  const maxDelay = options.maxReconnectDelayMs ?? 1000;
+  const clusterOptions: RedisClusterOptionsLike = {
+    rootNodes: urls.map((url) => ({ url })),
+    defaults: {
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: options.connectTimeoutMs ?? 5000,
+        reconnectStrategy: (retries) =>
+          Math.min(50 * 2 ** Math.min(retries, 16), maxDelay) + Math.floor(Math.random() * 100),
+      },
+    },
+  };
+  const prefix = options.channelPrefix ?? "hubbub:";
+  const make = (role: "publisher" | "subscriber") =>
+    new ShardedClient(options.createCluster(clusterOptions), prefix, role);
+  return new RedisBackplane(make("publisher"), make("subscriber"), {
+    ownClients: true,
+    startTimeoutMs: options.startTimeoutMs,
+    probeIntervalMs: options.probeIntervalMs,
+    probeTimeoutMs: options.probeTimeoutMs,
+    channelPrefix: prefix,
+    coalesce: options.coalesce,
+    maxBatchLength: options.maxBatchLength,
+  });
+}
+

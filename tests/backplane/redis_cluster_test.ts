@@ -1,0 +1,252 @@
+// The Redis backplane on a real local Redis Cluster of three masters (sharded pub/sub): the
+// backplane contract (its outage = every master killed and restarted), channels spread over
+// the shards, and one master killed -9 and restarted while messages flow.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createCluster } from "redis";
+import type { BackplaneHealth } from "../../mod.ts";
+import { clusterChannel, redisClusterBackplane } from "../../src/backplane/redis.ts";
+import { test, until } from "../_harness.ts";
+import { freePort, hasRedis, redisCommand, redisServerPath, warnNoRedis } from "../_redis.ts";
+import { backplaneContract, type BusFixture } from "../contract/backplane_contract.ts";
+
+warnNoRedis("Redis Cluster backplane tests (tests/backplane/redis_cluster_test.ts)");
+
+/** A local cluster of three masters (no replicas), each node killable and restartable. */
+interface LocalCluster {
+  readonly ports: number[];
+  readonly urls: string;
+  /** Kill node i (SIGKILL). */
+  down(i: number): Promise<void>;
+  /** Restart node i on its port and config, and wait for cluster_state:ok. */
+  up(i: number): Promise<void>;
+  /** Restart every node that is down, then wait for cluster_state:ok. */
+  upAll(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function startCluster(): Promise<LocalCluster> {
+  const dir = mkdtempSync(path.join(tmpdir(), "hubbub-cluster-"));
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const procs: (ChildProcess | undefined)[] = [undefined, undefined, undefined];
+  const exits: Promise<void>[] = [Promise.resolve(), Promise.resolve(), Promise.resolve()];
+
+  async function up(i: number): Promise<void> {
+    if (procs[i] !== undefined) return;
+    const port = ports[i];
+    const proc = spawn(redisServerPath!, [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--cluster-enabled",
+      "yes",
+      "--cluster-config-file",
+      path.join(dir, `nodes-${port}.conf`),
+      "--cluster-node-timeout",
+      "2000",
+      // One master down leaves the other shards serving (the default stops them all).
+      "--cluster-require-full-coverage",
+      "no",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      dir,
+    ], { stdio: ["ignore", "pipe", "pipe"] });
+    procs[i] = proc;
+    exits[i] = new Promise((resolve) => proc.once("exit", () => resolve()));
+    let log = "";
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`node ${port}: ${log}`)), 10_000);
+      const onData = (d: Uint8Array) => {
+        log += new TextDecoder().decode(d);
+        if (log.includes("Ready to accept connections")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      proc.stdout!.on("data", onData);
+      proc.stderr!.on("data", onData);
+      proc.once("exit", () => {
+        clearTimeout(timer);
+        reject(new Error(`node ${port} exited: ${log}`));
+      });
+    });
+  }
+
+  async function down(i: number): Promise<void> {
+    const proc = procs[i];
+    if (proc === undefined) return;
+    procs[i] = undefined;
+    proc.kill("SIGKILL");
+    await exits[i];
+    proc.stdout?.destroy();
+    proc.stderr?.destroy();
+  }
+
+  for (let i = 0; i < 3; i++) await up(i);
+  // Slots split in three, then every node meets the first (faster than redis-cli --cluster create).
+  const ranges = [[0, 5460], [5461, 10922], [10923, 16383]];
+  for (let i = 0; i < 3; i++) {
+    await redisCommand(ports[i], "CLUSTER", "ADDSLOTSRANGE", ...ranges[i].map(String));
+  }
+  for (let i = 1; i < 3; i++) {
+    await redisCommand(ports[i], "CLUSTER", "MEET", "127.0.0.1", String(ports[0]));
+  }
+  await waitOk(ports);
+  return {
+    ports,
+    urls: ports.map((p) => `redis://127.0.0.1:${p}`).join(","),
+    down,
+    up: async (i) => {
+      await up(i);
+      await waitOk(ports);
+    },
+    upAll: async () => {
+      for (let i = 0; i < 3; i++) await up(i);
+      await waitOk(ports);
+    },
+    stop: async () => {
+      for (let i = 0; i < 3; i++) await down(i);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Every node says cluster_state:ok and knows all three. */
+async function waitOk(ports: number[]): Promise<void> {
+  const end = Date.now() + 20_000;
+  for (;;) {
+    const infos = await Promise.all(ports.map((p) => redisCommand(p, "CLUSTER", "INFO")));
+    if (
+      infos.every((i) => i.includes("cluster_state:ok") && i.includes("cluster_known_nodes:3"))
+    ) return;
+    if (Date.now() > end) throw new Error(`cluster not ok:\n${infos.join("\n")}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The port of the master serving a channel's slot. */
+async function ownerOf(cluster: LocalCluster, channel: string): Promise<number> {
+  const reply = await redisCommand(cluster.ports[0], "CLUSTER", "KEYSLOT", channel);
+  const slot = Number(reply.slice(1));
+  const i = slot <= 5460 ? 0 : slot <= 10922 ? 1 : 2;
+  return i;
+}
+
+async function clusterBus(): Promise<BusFixture> {
+  const cluster = await startCluster();
+  return {
+    connect: () =>
+      redisClusterBackplane({ urls: cluster.urls, createCluster, maxReconnectDelayMs: 200 }),
+    down: async () => {
+      for (let i = 0; i < 3; i++) await cluster.down(i);
+    },
+    up: () => cluster.upAll(),
+    inject: async (channel, payload) => {
+      const c = clusterChannel(channel);
+      await redisCommand(cluster.ports[await ownerOf(cluster, c)], "SPUBLISH", c, payload);
+    },
+    close: () => cluster.stop(),
+  };
+}
+
+backplaneContract("redis-cluster", clusterBus, { outage: true, inject: true }, { if: hasRedis });
+
+test("clusterChannel tags rooms, users and clients with their name", () => {
+  assert.equal(clusterChannel("hubbub:room:lobby"), "hubbub:room:{lobby}");
+  assert.equal(clusterChannel("hubbub:user:ada"), "hubbub:user:{ada}");
+  assert.equal(clusterChannel("hubbub:client:c-1"), "hubbub:client:{c-1}");
+  assert.equal(clusterChannel("hubbub:all"), "hubbub:all");
+  assert.equal(clusterChannel("app:room:x", "app:"), "app:room:{x}");
+  assert.equal(clusterChannel("other:room:x"), "other:room:x");
+});
+
+test("Redis Cluster backplane: one master killed and restarted while messages flow", async () => {
+  const cluster = await startCluster();
+  const make = () =>
+    redisClusterBackplane({
+      urls: cluster.urls,
+      createCluster,
+      maxReconnectDelayMs: 200,
+      probeIntervalMs: 200,
+      probeTimeoutMs: 3000,
+    });
+  const a = make();
+  const b = make();
+  const got: string[] = [];
+  const health: BackplaneHealth[] = [];
+  try {
+    await a.start(() => {}, () => {});
+    await b.start((channel, payload) => void got.push(`${channel}=${payload}`), (h) => {
+      health.push(h);
+    });
+    await until(() => a.health().ok && b.health().ok, 10_000, "both ok");
+    // Rooms on every shard: which master owns each.
+    const rooms = Array.from({ length: 12 }, (_, i) => `hubbub:room:r${i}`);
+    const owner = new Map<string, number>();
+    for (const r of rooms) owner.set(r, await ownerOf(cluster, clusterChannel(r)));
+    assert.deepEqual(new Set(owner.values()), new Set([0, 1, 2]), "channels spread over 3 shards");
+    for (const r of rooms) await b.subscribe(r);
+    const round = async (tag: string, which: string[]) => {
+      await Promise.allSettled(which.map((r) => a.publish(r, tag)));
+    };
+    await round("before", rooms);
+    await until(() => got.filter((g) => g.endsWith("=before")).length === 12, 5000, "before");
+
+    // Kill the master of r0's shard while publishing goes on.
+    const victim = owner.get(rooms[0])!;
+    const killedAt = performance.now();
+    await cluster.down(victim);
+    await until(() => !b.health().ok, 10_000, "health to go red");
+    const redAfter = performance.now() - killedAt;
+    const during = await Promise.allSettled(rooms.map((r) => a.publish(r, "during")));
+    const failed = rooms.filter((_, i) => during[i].status === "rejected");
+    assert.ok(failed.length > 0, "publishes to the dead shard fail");
+    assert.ok(
+      failed.every((r) => owner.get(r) === victim),
+      "only the dead shard's channels fail",
+    );
+    await until(
+      () => got.filter((g) => g.endsWith("=during")).length === 12 - failed.length,
+      5000,
+      "the other shards keep delivering",
+    );
+
+    const restartedAt = performance.now();
+    await cluster.up(victim);
+    await until(() => a.health().ok && b.health().ok, 20_000, "health to return");
+    const healedAfter = performance.now() - restartedAt;
+    // Delivery resumes on every channel by itself, each message once.
+    let n = 0;
+    await until(
+      () => {
+        if (n % 20 === 0) void round(`after${n}`, rooms);
+        n++;
+        return rooms.every((r) => got.some((g) => g.startsWith(`${r}=after`)));
+      },
+      20_000,
+      "delivery on every shard to resume",
+    );
+    await round("fence", rooms);
+    await until(() => got.filter((g) => g.endsWith("=fence")).length === 12, 5000, "fence");
+    const counts = new Map<string, number>();
+    for (const g of got) counts.set(g, (counts.get(g) ?? 0) + 1);
+    assert.ok([...counts.values()].every((c) => c === 1), "no message twice");
+    const flips = health.map((h) => h.ok).filter((ok, i, all) => i === 0 || ok !== all[i - 1]);
+    assert.deepEqual(flips.slice(-2), [false, true], "red, then ok");
+    console.log(
+      `cluster: master ${victim + 1}/3 killed: red ${redAfter.toFixed(0)} ms after, ` +
+        `ok ${healedAfter.toFixed(0)} ms after its restart; ${failed.length}/12 channels on it`,
+    );
+  } finally {
+    await a.close();
+    await b.close();
+    await cluster.stop();
+  }
+}, { if: hasRedis, timeout: 60_000 });
