@@ -1158,3 +1158,5 @@ export function redisClusterBackplane(options: RedisClusterConnectOptions): Redi
   });
 }
 
+export * from "./redis_history.ts";
+export * from "./redis_presence.ts";
