@@ -25,8 +25,9 @@ const BIN = {
 
 const HELP = `usage: node bench/run.mjs [suite...] [flags]
   suites: fanout (one process, the table of targets.mjs), cross (cross-replica through one
-          private redis-server), history (history rooms, one process and through Redis);
-          default all three. npm run bench -- cross runs the cross-replica suite alone.
+          private redis-server), history (history rooms, one process and through Redis),
+          presence (presence churn through Redis: bench/presence.mjs, its own flags too);
+          default all four. npm run bench -- cross runs the cross-replica suite alone.
   --quick               1 run, shorter windows, idle up to 5k (target: < 2 minutes)
   --runs=N              runs per target; every figure is the median (default 3, quick 1)
   --only=a,b            only these targets (plus the references they are compared with)
@@ -41,7 +42,7 @@ const HELP = `usage: node bench/run.mjs [suite...] [flags]
   --list                list targets and exit`;
 
 const flags = {};
-const SUITES = ["fanout", "cross", "history"];
+const SUITES = ["fanout", "cross", "history", "presence"];
 const suites = [];
 for (const arg of process.argv.slice(2)) {
   if (SUITES.includes(arg)) {
@@ -68,6 +69,7 @@ const known = [
   "out",
   "list",
   "help",
+  "connections", // presence suite only (bench/presence.mjs)
 ];
 for (const k of Object.keys(flags)) {
   if (!known.includes(k)) {
@@ -716,6 +718,19 @@ async function main() {
   if (targets.length > 0) await mainFanout();
   const cross = crossPlan();
   if (cross.length > 0) await mainCross(cross);
+  if (activeSuites.includes("presence")) {
+    // Its own script (bench/presence.mjs): the flags it shares with this one pass through.
+    const pass = ["quick", "runs", "no-pin", "verbose", "out", "connections"].filter((k) =>
+      k in flags
+    );
+    const argv = [
+      "bench/presence.mjs",
+      ...pass.map((k) => flags[k] === true ? `--${k}` : `--${k}=${flags[k]}`),
+    ];
+    const child = track(spawn(process.execPath, argv, { cwd: ROOT, stdio: "inherit" }));
+    const code = await new Promise((r) => child.on("exit", (c) => r(c)));
+    if (code !== 0) process.exitCode = 1;
+  }
 }
 
 async function mainFanout() {
