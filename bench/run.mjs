@@ -933,12 +933,17 @@ function crossPlan() {
   };
   for (const suite of ["cross", "history"]) {
     if (!activeSuites.includes(suite)) continue;
-    const picked = crossTargets.filter((t) => t.suite === suite && want(t));
+    // `extra` targets run only when named in --only.
+    const picked = crossTargets.filter((t) =>
+      t.suite === suite && want(t) && (!t.extra || onlyNames?.has(t.name))
+    );
     for (const t of picked) add(t, sessionsOf(t));
     if (onlyNames && flags.exact) continue;
     // The references every ratio needs.
     if (suite === "cross" && picked.length > 0) {
-      for (const t of crossTargets.filter((t) => t.suite === "cross")) add(t, sessionsOf(t));
+      for (const t of crossTargets.filter((t) => t.suite === "cross" && !t.extra)) {
+        add(t, sessionsOf(t));
+      }
     }
     for (const t of picked) {
       const plain = byName.get(PLAIN_OF[t.name]);

@@ -8,6 +8,7 @@
 //                  room "bench", one emit.
 //   BENCH_HISTORY=1  the rooms keep a history (maxMessages 1000); with REDIS_URL in a
 //                  RedisHistoryStore shared by both hubs, else the hub's memory store.
+//   BENCH_COALESCE=0  the backplanes publish one Redis message per payload (for A/B runs).
 // Listeners are put in their room on connect, except those connecting with `?join=no` (the
 // recovery client's), which subscribe themselves (every room may be joined).
 import { createClient } from "redis";
@@ -49,7 +50,15 @@ export async function crossApp(): Promise<CrossApp> {
     const hub: Hub = new Hub({
       maxConnections: 50_000,
       rateLimit: false, // as in _hubbub_app.ts: the publisher sends thousands of frames/s
-      ...(url !== undefined ? { backplane: redisBackplane({ url, createClient }) } : {}),
+      ...(url !== undefined
+        ? {
+          backplane: redisBackplane({
+            url,
+            createClient,
+            coalesce: env("BENCH_COALESCE") !== "0",
+          }),
+        }
+        : {}),
       ...(history ? { history: () => ({ maxMessages: 1000 }), historyStore } : {}),
       canJoin: () => true,
       onConnect: (conn) => {
