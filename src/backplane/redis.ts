@@ -30,33 +30,11 @@
  */
 
 import type { Backplane, BackplaneHealth } from "../core/backplane.ts";
+import type { RedisClientOptionsLike, RedisConnectionLike } from "./_redis_types.ts";
+export type { RedisClientOptionsLike, RedisConnectionLike };
 
 /** A pub/sub message listener, as node-redis calls it: the message, then the channel. */
 export type RedisMessageListener = (message: string, channel: string) => void;
-
-/**
- * The connection events and state of a Redis client, shaped like node-redis.
- * The backplane listens to `ready`, `error`, `end` and `reconnecting`.
- */
-export interface RedisConnectionLike {
-  /**
-   * Add an event listener (node-redis: `ready` once connected and usable,
-   * `error` on every failure, `reconnecting` and `end` when the connection is lost).
-   */
-  on(event: string, listener: (arg?: unknown) => void): unknown;
-  /** Remove an event listener added with `on`. */
-  off(event: string, listener: (arg?: unknown) => void): unknown;
-  /** Whether the connection can run commands now (node-redis `isReady`). */
-  readonly isReady?: boolean;
-  /** Whether the client was opened (node-redis `isOpen`); a closed client is connected by `start()`. */
-  readonly isOpen?: boolean;
-  /** Open the connection (node-redis `connect()`). */
-  connect?(): Promise<unknown>;
-  /** Close gracefully, after pending replies (node-redis v5+ `close()`). */
-  close?(): Promise<unknown>;
-  /** Close at once, failing pending commands (node-redis v5+ `destroy()`). */
-  destroy?(): unknown;
-}
 
 /** A client that publishes (node-redis `publish(channel, message)`). */
 export interface RedisPublisherLike extends RedisConnectionLike {
@@ -129,24 +107,6 @@ export interface RedisBackplaneOptions {
    * @default {524288}
    */
   maxBatchLength?: number;
-}
-
-/**
- * The options node-redis `createClient` accepts that {@linkcode redisBackplane}
- * sets. A custom `createClient` may add its own (TLS, credentials...).
- */
-export interface RedisClientOptionsLike {
-  /** `redis[s]://[[user][:password]@]host[:port][/db]`. */
-  url: string;
-  /** Reject commands while disconnected instead of queueing them without bound. */
-  disableOfflineQueue: boolean;
-  /** Socket options. */
-  socket: {
-    /** Connect timeout (ms). */
-    connectTimeout: number;
-    /** Milliseconds before the next reconnect attempt; never gives up. */
-    reconnectStrategy: (retries: number) => number;
-  };
 }
 
 /** What {@linkcode redisBackplane} needs from a created client: both roles in one. */
@@ -326,12 +286,17 @@ export function decodeRedisBatch(message: string, each: (payload: string) => voi
 }
 
 // setImmediate runs after the I/O callbacks of this turn (every message of one socket read);
-// a microtask would run after each of them on Bun and batch nothing.
-const later: (fn: () => void) => unknown = typeof globalThis.setImmediate === "function"
-  ? globalThis.setImmediate
+// a microtask would run after each of them on Bun and batch nothing. Looked up untyped: the
+// module type-checks without Node's types (setImmediate is not in the DOM lib).
+const timers = globalThis as unknown as {
+  setImmediate?: (fn: () => void) => unknown;
+  clearImmediate?: (handle: unknown) => void;
+};
+const later: (fn: () => void) => unknown = typeof timers.setImmediate === "function"
+  ? timers.setImmediate.bind(globalThis)
   : (fn) => setTimeout(fn, 0);
-const cancelLater: (handle: unknown) => void = typeof globalThis.clearImmediate === "function"
-  ? (h) => globalThis.clearImmediate(h as ReturnType<typeof setImmediate>)
+const cancelLater: (handle: unknown) => void = typeof timers.clearImmediate === "function"
+  ? timers.clearImmediate.bind(globalThis)
   : (h) => clearTimeout(h as ReturnType<typeof setTimeout>);
 
 /**
