@@ -284,6 +284,8 @@ async function main() {
       redisCpuPct: median(rs.map((r) => r.redisCpuPct)),
       serverCpuUsPerOp: median(rs.map((r) => r.serverCpuUsPerOp)),
       deliveries: median(rs.map((r) => r.deliveries)),
+      writeP99Ms: median(rs.map((r) => r.writeP99Ms)),
+      writeMaxMs: Math.max(...rs.map((r) => r.writeMaxMs)),
     };
   }
   const head = [
@@ -293,6 +295,7 @@ async function main() {
     "Redis CPU µs/write",
     "Redis CPU %",
     "hub CPU µs/write",
+    "write p99 / max ms",
     "events delivered",
   ];
   const rows = PHASES.filter((p) => summary[p]).map((p) => {
@@ -304,6 +307,7 @@ async function main() {
       fmt(s.redisCpuUsPerOp, 1),
       fmt(s.redisCpuPct),
       fmt(s.serverCpuUsPerOp, 1),
+      `${fmt(s.writeP99Ms, 1)} / ${fmt(s.writeMaxMs, 1)}`,
       fmt(s.deliveries),
     ];
   });
@@ -326,7 +330,8 @@ async function main() {
     `persistence). A write is one store script: a join is one add, a leave one remove, a churn`,
     `round one of each per connection, a connect or disconnect one user-count write (coalesced`,
     `per user). Counted exactly at the hub; a phase is timed from its first frame until every`,
-    `write it caused completed. Redis CPU from INFO cpu (used_cpu_sys + used_cpu_user). With`,
+    `write it caused completed. Redis CPU from INFO cpu (used_cpu_sys + used_cpu_user). A write's`,
+    `time is from the hub's call to the store's reply (a burst queues on the store's connection). With`,
     `events, each join and leave is also one emit to the room through the backplane (one PUBLISH)`,
     `and its deliveries to the room's members.`,
   ].join("\n");

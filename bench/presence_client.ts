@@ -143,6 +143,7 @@ async function phase(
   expectedOps?: number,
 ): Promise<void> {
   const before = await settled(() => true, `${name} (before)`);
+  await getJson("/latency"); // from here on
   const deliveriesBefore = conns.reduce((n, c) => n + c.deliveries, 0);
   const [redis0, server0] = [await redisCpuS(), serverCpuS()];
   const t0 = performance.now();
@@ -150,6 +151,7 @@ async function phase(
   const after = await settled((ops) => done(before, ops), name);
   const seconds = (performance.now() - t0) / 1000;
   const [redis1, server1] = [await redisCpuS(), serverCpuS()];
+  const latency = await getJson<{ p50: number; p99: number; max: number }>("/latency");
   const ops = {
     add: after.add - before.add,
     remove: after.remove - before.remove,
@@ -177,12 +179,16 @@ async function phase(
     redisCpuPct: ((redis1 - redis0) / seconds) * 100,
     serverCpuUsPerOp: ((server1 - server0) * 1e6) / total,
     deliveries: deliveries - deliveriesBefore,
+    /** Each write's time in the store (ms), from the hub's call to its reply. */
+    writeP50Ms: latency.p50,
+    writeP99Ms: latency.p99,
+    writeMaxMs: latency.max,
   };
   log(
     `${name}: ${total} writes in ${seconds.toFixed(2)} s = ${Math.round(result.opsPerSec)}/s, ` +
       `Redis ${result.redisCpuUsPerOp.toFixed(1)} µs/op, hub ${
         result.serverCpuUsPerOp.toFixed(1)
-      } µs/op, ${result.deliveries} events delivered`,
+      } µs/op, write p99 ${latency.p99.toFixed(1)} ms, ${result.deliveries} events delivered`,
   );
   console.log(`PHASE ${name} ${JSON.stringify({ ok: true, result })}`);
 }

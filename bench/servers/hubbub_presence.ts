@@ -9,6 +9,7 @@
 //   GET /ops                       store writes completed so far and in flight, connections:
 //                                  {add, remove, users, failed, pending, connections}
 //   GET /stats?prefix=q&rooms=100  hub.presenceStats() summed over rooms q:0..q:99
+//   GET /latency                   {p50, p99, max} ms of the writes completed since the last call
 //
 // The store is wrapped to count its writes (add, remove, setUserConnections) as they complete:
 // the load client ends a phase when the counts it expects are reached and nothing is in flight.
@@ -23,13 +24,18 @@ const g = globalThis as any;
 const url: string | undefined = g.process.env.REDIS_URL;
 if (url === undefined) throw new Error("REDIS_URL is required");
 
-const store = redisPresenceStore({ url, createClient });
+// A phase issues up to 20,000 writes in a burst: their latency (reported) can pass the default
+// 2 s command timeout on a shared core; a bench run should measure it, not fail on it.
+const store = redisPresenceStore({ url, createClient, commandTimeoutMs: 30_000 });
 await store.ready;
 const ops = { add: 0, remove: 0, users: 0, failed: 0, pending: 0 };
+/** Latencies (ms) of the writes completed since the last /latency. */
+let latencies: number[] = [];
 
 /** `run()`, counted under `key` once it settles. */
 function counted<T>(key: "add" | "remove" | "users", run: () => T | Promise<T>): Promise<T> {
   ops.pending++;
+  const t0 = performance.now();
   let result: Promise<T>;
   try {
     result = Promise.resolve(run()); // at once, as the hub calls the store
@@ -39,6 +45,7 @@ function counted<T>(key: "add" | "remove" | "users", run: () => T | Promise<T>):
   return result.then((result) => {
     ops.pending--;
     ops[key]++;
+    latencies.push(performance.now() - t0);
     return result;
   }, (error) => {
     ops.pending--;
@@ -80,6 +87,13 @@ await hub.ready;
 async function http(req: Request): Promise<Response> {
   const { pathname, searchParams } = new URL(req.url);
   if (pathname === "/ops") return Response.json({ ...ops, connections: hub.connectionCount });
+  if (pathname === "/latency") {
+    const sorted = latencies.sort((a, b) => a - b);
+    latencies = [];
+    const at = (q: number) =>
+      sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+    return Response.json({ p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? 0 });
+  }
   if (pathname === "/stats") {
     const prefix = searchParams.get("prefix") ?? "q";
     const rooms = Number(searchParams.get("rooms") ?? 0);
