@@ -20,7 +20,9 @@
  * - `Ppresence:r:{R}:u` set: the users it has reported connections for;
  * - `Ppresence:r:{R}:d` and `:v` sets: the entries and users of a dead incarnation of `R`
  *   still to be swept;
- * - `Ppresence:r:{R}:t` string: its tombstone once swept (expires after `tombstoneMs`).
+ * - `Ppresence:r:{R}:t` string: its tombstone once swept (expires after `tombstoneMs`);
+ * - `Ppresence:r:{R}:p` string: present while its record is provisional (created by an add or
+ *   a user count when it had none, see below), until its next heartbeat, sweep or goodbye.
  *
  * Per user `U`: `Ppresence:u:{U}` hash: replica → that replica's open connections of `U`.
  *
@@ -31,7 +33,8 @@
  *
  * - `heartbeat`: O(log replicas). A replica's expiry is one score, not one per entry, so a
  *   heartbeat does not grow with the replica's members.
- * - `add` (a join) and `remove` (a leave): O(1): four hash fields and one set member.
+ * - `add` (a join) and `remove` (a leave): O(1): four hash fields and one set member (an add
+ *   also runs `ZADD NX` on the replica's record, which finds it there).
  * - `counts`: O(1) (two `HLEN`), whatever the room's size; `members`: O(members).
  * - `setUserConnections`: O(1); `user`: O(replicas holding the user).
  * - `sweep`: claims expired replicas in O(1) each (their index sets are renamed to the dying
@@ -57,9 +60,15 @@
  * ## Redis restarted without its data
  *
  * The replica's record is gone and there is no tombstone: its next heartbeat answers `"lost"`
- * and the hub adds its members and user counts again. Scripts are re-sent with `EVAL` when
- * `EVALSHA` answers `NOSCRIPT`. Commands fail while Redis is down (the hub answers
- * `UNAVAILABLE` and repairs at its next heartbeat).
+ * and the hub adds its members and user counts again. A join (an add) or a user count that
+ * reaches Redis before that heartbeat (or after a first heartbeat that failed, the store still
+ * connecting) finds no record: it creates a provisional one (`ZADD NX`, expiring at Redis's
+ * `TIME` plus the TTL of the replica's last heartbeat call through this store object) and
+ * marks it `:p`. So a replica that dies before its next heartbeat is swept like any other, its
+ * entries within the TTL; and the heartbeat that finds `:p` answers `"lost"` (or `"expired"`
+ * after a sweep) as if there were no record, so the loss is not hidden. Scripts are re-sent
+ * with `EVAL` when `EVALSHA` answers `NOSCRIPT`. Commands fail while Redis is down (the hub
+ * answers `UNAVAILABLE` and repairs at its next heartbeat).
  *
  * ## Redis Cluster
  *
@@ -263,6 +272,12 @@ local function drop(room, cid)
   end
   return e, owner
 end
+-- Give replica r a provisional record, expiring in ttl ms, when it has no record.
+local function provisional(r, ttl)
+  if redis.call('ZADD', P .. 'presence:replicas', 'NX', now_ms() + ttl, r) == 1 then
+    redis.call('SET', pk(r, 'p'), '1')
+  end
+end
 local function unown(owner, x)
   if owner then
     redis.call('SREM', pk(owner, 'o'), x)
@@ -271,29 +286,32 @@ local function unown(owner, x)
 end
 `;
 
-// ARGV: prefix, replica, ttlMs. Returns 'ok', 'expired' or 'lost'.
+// ARGV: prefix, replica, ttlMs. Returns 'ok', 'expired' or 'lost' (a provisional record
+// counts as none).
 const HEARTBEAT_LUA = COMMON_LUA + `
 local r = ARGV[2]
 local replicas = P .. 'presence:replicas'
 local known = redis.call('ZSCORE', replicas, r)
 redis.call('ZADD', replicas, now_ms() + tonumber(ARGV[3]), r)
-if known then return 'ok' end
+local was_provisional = redis.call('DEL', pk(r, 'p')) == 1
+if known and not was_provisional then return 'ok' end
 if redis.call('DEL', pk(r, 't')) == 1 then return 'expired' end
 return 'lost'
 `;
 
-// ARGV: prefix, replica, room, client id, entry JSON, '1' with a user id (then ARGV[7]) or '0'.
-// Returns 1 when the entry is new in the room, else 0.
+// ARGV: prefix, replica, ttlMs (of a provisional record), room, client id, entry JSON, '1' with
+// a user id (then ARGV[8]) or '0'. Returns 1 when the entry is new in the room, else 0.
 const ADD_LUA = COMMON_LUA + `
-local r, room, cid = ARGV[2], ARGV[3], ARGV[4]
+local r, room, cid = ARGV[2], ARGV[4], ARGV[5]
 local x = ref(cid, room)
+provisional(r, tonumber(ARGV[3]))
 local old, owner = drop(room, cid)
 if old then unown(owner, x) end
-redis.call('HSET', rk(room, 'pe'), cid, ARGV[5])
+redis.call('HSET', rk(room, 'pe'), cid, ARGV[6])
 redis.call('HSET', rk(room, 'po'), cid, r)
-if ARGV[6] == '1' then
-  redis.call('HSET', rk(room, 'pc'), cid, ARGV[7])
-  redis.call('HINCRBY', rk(room, 'pu'), ARGV[7], 1)
+if ARGV[7] == '1' then
+  redis.call('HSET', rk(room, 'pc'), cid, ARGV[8])
+  redis.call('HINCRBY', rk(room, 'pu'), ARGV[8], 1)
 end
 redis.call('SADD', pk(r, 'o'), x)
 if old then return 0 end
@@ -314,11 +332,12 @@ const COUNTS_LUA = COMMON_LUA + `
 return { redis.call('HLEN', rk(ARGV[2], 'pe')), redis.call('HLEN', rk(ARGV[2], 'pu')) }
 `;
 
-// ARGV: prefix, replica, user id, count.
+// ARGV: prefix, replica, user id, count, ttlMs (of a provisional record).
 const SET_USER_LUA = COMMON_LUA + `
 local r, u, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
 redis.call('SREM', pk(r, 'v'), u)
 if n > 0 then
+  provisional(r, tonumber(ARGV[5]))
   redis.call('HSET', uk(u), r, n)
   redis.call('SADD', pk(r, 'u'), u)
 else
@@ -372,6 +391,7 @@ local replicas, dead = P .. 'presence:replicas', P .. 'presence:dead'
 local claims = redis.call('ZRANGEBYSCORE', replicas, '-inf', now_ms(), 'LIMIT', 0, 100)
 for _, r in ipairs(claims) do
   redis.call('ZREM', replicas, r)
+  redis.call('DEL', pk(r, 'p'))
   redis.call('SET', pk(r, 't'), '1', 'PX', tomb)
   move(pk(r, 'o'), pk(r, 'd'))
   move(pk(r, 'u'), pk(r, 'v'))
@@ -396,12 +416,17 @@ return { more, out }
 const GOODBYE_LUA = COMMON_LUA + TAKE_LUA + `
 local r = ARGV[2]
 redis.call('ZREM', P .. 'presence:replicas', r)
+redis.call('DEL', pk(r, 'p'))
 local out = {}
 take(r, pk(r, 'o'), pk(r, 'u'), tonumber(ARGV[3]), out)
 local more = 0
 if redis.call('EXISTS', pk(r, 'o')) == 1 or redis.call('EXISTS', pk(r, 'u')) == 1 then more = 1 end
 return { more, out }
 `;
+
+// The TTL of a provisional record for a replica that never heartbeated through this store
+// object (the hub always does first): the hub's default presenceTtlMs.
+const DEFAULT_PROVISIONAL_TTL_MS = "15000";
 
 const scripts = new Map<string, Promise<string>>();
 
@@ -431,8 +456,9 @@ function sha1(script: string): Promise<string> {
  * - **Counts** in O(1): `counts()` is two `HLEN`, so a counts-only room of 100,000 members
  *   costs the same as a small one.
  * - **Data lost** (Redis restarted without persistence): the next heartbeat answers `"lost"`
- *   and the hub registers its members again; a restarted Redis has no script cache, so
- *   EVALSHA falls back to EVAL on `NOSCRIPT`.
+ *   and the hub registers its members again (an add that comes first, or after a first
+ *   heartbeat that failed, makes a provisional record: its entries still expire with it); a
+ *   restarted Redis has no script cache, so EVALSHA falls back to EVAL on `NOSCRIPT`.
  * - **Outages**: a command rejects (the hub answers `UNAVAILABLE`) when Redis refuses it, when
  *   the client is offline (with `disableOfflineQueue`), or after `commandTimeoutMs`.
  * - **close()**: closes the client if the store owns it (`ownClient`). Idempotent.
@@ -457,6 +483,8 @@ export class RedisPresenceStore implements PresenceStore {
   readonly #batch: number;
   readonly #runs: number;
   readonly #own: boolean;
+  /** Replica → the TTL (ms, as sent) of its last heartbeat call: a provisional record's. */
+  readonly #ttls = new Map<string, string>();
   #ready: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -508,6 +536,7 @@ export class RedisPresenceStore implements PresenceStore {
    */
   async heartbeat(replica: string, ttlMs: number): Promise<PresenceHeartbeat> {
     const ms = String(Math.max(1, Math.ceil(ttlMs)));
+    this.#ttls.set(replica, ms); // before sending: an add after a failed heartbeat needs it
     const reply = await this.#run("heartbeat", HEARTBEAT_LUA, [replica, ms]);
     return String(reply) as PresenceHeartbeat;
   }
@@ -521,7 +550,7 @@ export class RedisPresenceStore implements PresenceStore {
    * @throws {Error} As a rejection, when Redis is down, refuses or does not answer in time.
    */
   async add(replica: string, room: string, entry: PresenceEntry): Promise<boolean> {
-    const args = [replica, room, entry.clientId, JSON.stringify(entry)];
+    const args = [replica, this.#ttlOf(replica), room, entry.clientId, JSON.stringify(entry)];
     if (entry.userId === undefined) args.push("0");
     else args.push("1", entry.userId);
     return Number(await this.#run("add to presence", ADD_LUA, args)) === 1;
@@ -580,7 +609,8 @@ export class RedisPresenceStore implements PresenceStore {
    */
   async setUserConnections(replica: string, userId: string, count: number): Promise<void> {
     const n = String(Math.max(0, Math.floor(count)));
-    await this.#run("set user connections", SET_USER_LUA, [replica, userId, n]);
+    const args = [replica, userId, n, this.#ttlOf(replica)];
+    await this.#run("set user connections", SET_USER_LUA, args);
   }
 
   /**
@@ -628,6 +658,7 @@ export class RedisPresenceStore implements PresenceStore {
   async goodbye(replica: string): Promise<readonly PresenceExpired[]> {
     const out: PresenceExpired[] = [];
     const args = [replica, String(this.#batch)];
+    this.#ttls.delete(replica);
     for (;;) {
       const reply = await this.#run("say goodbye", GOODBYE_LUA, args) as unknown[];
       collect(reply[1] as unknown[], out);
@@ -648,6 +679,11 @@ export class RedisPresenceStore implements PresenceStore {
   /** Same as `close()`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  /** A provisional record's TTL for `replica`: its last heartbeat's, else the hub's default. */
+  #ttlOf(replica: string): string {
+    return this.#ttls.get(replica) ?? DEFAULT_PROVISIONAL_TTL_MS;
   }
 
   /** Run a script (keys computed inside it): EVALSHA, then EVAL if Redis lost its cache. */

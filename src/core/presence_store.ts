@@ -12,8 +12,16 @@
  * ## The contract, for implementers
  *
  * - **Replicas.** A replica's record holds its expiry time. Only
- *   {@linkcode PresenceStore.heartbeat} creates or refreshes it (`now + ttlMs`). The hub
- *   heartbeats before its first add and then every `ttlMs / 3`.
+ *   {@linkcode PresenceStore.heartbeat} refreshes it (`now + ttlMs`) or creates a full one. The
+ *   hub heartbeats before its first add and then every `ttlMs / 3`.
+ * - **Provisional records.** An `add` (or a `setUserConnections` with a count above 0) for a
+ *   replica the store has no record of (its first heartbeat failed, or the store lost its data
+ *   since the last one) creates a *provisional* record expiring at `now + ttlMs`, with the
+ *   `ttlMs` of the replica's last `heartbeat` call on this store object (made even when that
+ *   call failed; 15 s, the hub's default TTL, if it never made one). Nothing else extends it:
+ *   a replica that dies before its next heartbeat is swept like any other, its entries within
+ *   the TTL. A heartbeat that finds a provisional record answers as if there were none
+ *   (`"lost"`, or `"expired"` after a sweep) and makes it a full record.
  * - **Entries.** `(room, clientId) → {clientId, userId?, info?}`, owned by one replica. An entry
  *   lives while its replica's record does. `add` is an upsert (an entry added again replaces
  *   its `userId` and `info`).
@@ -25,11 +33,11 @@
  *   (`setUserConnections`); `user()` sums the live replicas' counts. A swept replica's counts
  *   go with it.
  * - **Store lost (a restart without its data).** A heartbeat from a replica the store has no
- *   record of answers `"lost"`; the hub then adds its members and user counts again (no
- *   events: members saw nothing leave). A heartbeat from a replica that a sweep declared dead
- *   (it was paused past its TTL) answers `"expired"`; the hub adds them again and sends
- *   `presence.join` for each (the sweeper sent `presence.leave` for them). So a store keeps a
- *   tombstone for a swept replica, for at least a few TTLs.
+ *   record of (or only a provisional one) answers `"lost"`; the hub then adds its members and
+ *   user counts again (no events: members saw nothing leave). A heartbeat from a replica that a
+ *   sweep declared dead (it was paused past its TTL) answers `"expired"`; the hub adds them
+ *   again and sends `presence.join` for each (the sweeper sent `presence.leave` for them). So a
+ *   store keeps a tombstone for a swept replica, for at least a few TTLs.
  * - **Freshness.** Reads (`members`, `counts`, `user`) may include an expired replica's
  *   entries until they are swept (at most one sweep interval after the TTL).
  * - **Sync or async.** Every method may answer synchronously (a memory store) or with a
@@ -80,8 +88,8 @@ export interface PresenceExpired {
 /**
  * What a heartbeat found:
  * - `"ok"`: the replica's record was there and is refreshed;
- * - `"lost"`: the store had no record of it (its first heartbeat, or the store lost its data):
- *   the hub adds its entries again, silently;
+ * - `"lost"`: the store had no record of it, or only the provisional one its adds created (its
+ *   first heartbeat, or the store lost its data): the hub adds its entries again, silently;
  * - `"expired"`: a sweep had declared it dead and removed its entries (leaves were sent): the
  *   hub adds them again and announces them with `presence.join`.
  *
@@ -95,15 +103,20 @@ export type PresenceHeartbeat = "ok" | "lost" | "expired";
  */
 export interface PresenceStore {
   /**
-   * Create or refresh `replica`'s record: it and its entries now expire at `now + ttlMs`.
+   * Create or refresh `replica`'s record: it and its entries now expire at `now + ttlMs`. A
+   * provisional record (see `add`) becomes a full one, and the answer is as if it were not
+   * there. The store remembers `ttlMs` (even when this call fails) for this replica's adds.
    * @param replica The replica id.
    * @param ttlMs How long the replica lives without another heartbeat.
    * @returns What the store knew of the replica (see {@linkcode PresenceHeartbeat}).
    */
   heartbeat(replica: string, ttlMs: number): PresenceHeartbeat | Promise<PresenceHeartbeat>;
   /**
-   * Add (or replace) `entry` in `room`, owned by `replica`. Does not create or refresh the
-   * replica's record (a store that lost its data learns of the replica at its next heartbeat).
+   * Add (or replace) `entry` in `room`, owned by `replica`. Never refreshes the replica's
+   * record. When there is none (a store that lost its data, or a first heartbeat that failed),
+   * it creates a provisional one, expiring at `now +` the `ttlMs` of the replica's last
+   * heartbeat call: the entry then leaves with the replica if it dies before its next
+   * heartbeat, and that heartbeat still answers `"lost"` (or `"expired"`).
    * @returns Whether the entry is new (it was not in the room before).
    */
   add(replica: string, room: string, entry: PresenceEntry): boolean | Promise<boolean>;
@@ -128,7 +141,9 @@ export interface PresenceStore {
    */
   counts(room: string): PresenceCounts | Promise<PresenceCounts>;
   /**
-   * Set `replica`'s count of `userId`'s open connections (0 removes it). Idempotent.
+   * Set `replica`'s count of `userId`'s open connections (0 removes it). Idempotent. Like
+   * `add`, never refreshes the replica's record, and a count above 0 creates a provisional one
+   * when there is none.
    */
   setUserConnections(replica: string, userId: string, count: number): void | Promise<void>;
   /**
@@ -148,6 +163,11 @@ export interface PresenceStore {
    */
   goodbye(replica: string): readonly PresenceExpired[] | Promise<readonly PresenceExpired[]>;
 }
+
+// The TTL of a provisional record for a replica that never called `heartbeat` on this store
+// object: the hub's default `presenceTtlMs`. The hub always calls `heartbeat` before its first
+// add, so this only bounds the entries of other callers.
+const DEFAULT_PROVISIONAL_TTL_MS = 15_000;
 
 /** Options for {@linkcode MemoryPresenceStore}. */
 export interface MemoryPresenceStoreOptions {
@@ -170,6 +190,8 @@ interface Owned {
 
 interface Replica {
   expires: number;
+  /** Created by an add or a user count, not by a heartbeat (see the module doc). */
+  provisional: boolean;
   /** This replica's entries: room → client ids. */
   rooms: Map<string, Set<string>>;
   /** This replica's user connection counts. */
@@ -210,6 +232,8 @@ export class MemoryPresenceStore implements PresenceStore {
   readonly #replicas = new Map<string, Replica>();
   /** Swept replicas → when their tombstone goes. */
   readonly #tombstones = new Map<string, number>();
+  /** Replica → the `ttlMs` of its last heartbeat call (kept by `clear()`: the caller's). */
+  readonly #ttls = new Map<string, number>();
 
   /**
    * Create an empty store.
@@ -227,7 +251,8 @@ export class MemoryPresenceStore implements PresenceStore {
 
   /**
    * Forget everything (replicas, entries, users, tombstones), as a store restarted without its
-   * data would.
+   * data would. The TTL each replica last heartbeated with is kept, as a shared store's client
+   * keeps it: it is what the replica asked for, not the store's data.
    */
   clear(): void {
     this.#rooms.clear();
@@ -244,13 +269,21 @@ export class MemoryPresenceStore implements PresenceStore {
    * @returns `"ok"`, `"lost"` or `"expired"`.
    */
   heartbeat(replica: string, ttlMs: number): PresenceHeartbeat {
+    this.#ttls.set(replica, ttlMs);
     const expires = this.#now() + ttlMs;
     const known = this.#replicas.get(replica);
     if (known !== undefined) {
       known.expires = expires;
-      return "ok";
+      if (!known.provisional) return "ok";
+      known.provisional = false;
+    } else {
+      this.#replicas.set(replica, {
+        expires,
+        provisional: false,
+        rooms: new Map(),
+        users: new Map(),
+      });
     }
-    this.#replicas.set(replica, { expires, rooms: new Map(), users: new Map() });
     if (this.#tombstones.delete(replica)) return "expired";
     return "lost";
   }
@@ -273,12 +306,10 @@ export class MemoryPresenceStore implements PresenceStore {
       if (users === undefined) this.#roomUsers.set(room, users = new Map());
       users.set(entry.userId, (users.get(entry.userId) ?? 0) + 1);
     }
-    const owner = this.#replicas.get(replica);
-    if (owner !== undefined) {
-      let ids = owner.rooms.get(room);
-      if (ids === undefined) owner.rooms.set(room, ids = new Set());
-      ids.add(entry.clientId);
-    }
+    const owner = this.#record(replica);
+    let ids = owner.rooms.get(room);
+    if (ids === undefined) owner.rooms.set(room, ids = new Set());
+    ids.add(entry.clientId);
     return old === undefined;
   }
 
@@ -329,14 +360,13 @@ export class MemoryPresenceStore implements PresenceStore {
    */
   setUserConnections(replica: string, userId: string, count: number): void {
     let byReplica = this.#users.get(userId);
-    const owner = this.#replicas.get(replica);
     if (count > 0) {
       if (byReplica === undefined) this.#users.set(userId, byReplica = new Map());
       byReplica.set(replica, count);
-      owner?.users.set(userId, count);
+      this.#record(replica).users.set(userId, count);
       return;
     }
-    owner?.users.delete(userId);
+    this.#replicas.get(replica)?.users.delete(userId);
     if (byReplica === undefined) return;
     byReplica.delete(replica);
     if (byReplica.size === 0) this.#users.delete(userId);
@@ -380,7 +410,24 @@ export class MemoryPresenceStore implements PresenceStore {
     const out: PresenceExpired[] = [];
     const record = this.#replicas.get(replica);
     if (record !== undefined) this.#forget(replica, record, out);
+    this.#ttls.delete(replica);
     return out;
+  }
+
+  /** `replica`'s record; a provisional one (expiring like a heartbeat would) when it has none. */
+  #record(replica: string): Replica {
+    let record = this.#replicas.get(replica);
+    if (record === undefined) {
+      const ttlMs = this.#ttls.get(replica) ?? DEFAULT_PROVISIONAL_TTL_MS;
+      record = {
+        expires: this.#now() + ttlMs,
+        provisional: true,
+        rooms: new Map(),
+        users: new Map(),
+      };
+      this.#replicas.set(replica, record);
+    }
+    return record;
   }
 
   /** Remove a replica with its entries (into `out`) and user counts. */

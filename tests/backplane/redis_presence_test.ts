@@ -319,6 +319,121 @@ redisTest(
   },
 );
 
+redisTest(
+  "a replica whose first heartbeat failed (Redis down) and whose adds then worked is swept after its TTL, exactly once",
+  async (server) => {
+    const clients = [await connected(server.url), await connected(server.url)];
+    const [a, b] = clients.map((c) => new RedisPresenceStore(c, { sweepBatch: 50 }));
+    try {
+      await server.down();
+      await assert.rejects(() => a.heartbeat("A", SHORT), /Cannot heartbeat: redis/);
+      await server.up();
+      await until(() => clients.every((c) => c.isReady), 10_000, "both clients back");
+      // A's joins work now; A dies before its next heartbeat.
+      const ids = Array.from({ length: 120 }, (_, i) => `a${i}`);
+      await Promise.all(ids.map((id, i) => a.add("A", `r${i % 3}`, { clientId: id })));
+      await a.setUserConnections("A", "ada", 2);
+      assert.equal(await b.heartbeat("B", LONG), "lost");
+      assert.deepEqual(await b.user("ada"), { online: true, connections: 2 });
+      const t0 = Date.now();
+      const swept: PresenceExpired[] = [];
+      while (swept.length < ids.length && Date.now() - t0 < SHORT + 1000) {
+        const [x, y] = await Promise.all([a.sweep(), b.sweep()]);
+        swept.push(...x, ...y);
+        await delay(20);
+      }
+      const took = Date.now() - t0;
+      assertOnce(swept, ids.map((id, i) => `r${i % 3}/${id}`), "sweep");
+      assert.ok(took <= SHORT + 300, `swept within the TTL (${took} ms)`);
+      for (let i = 0; i < 5; i++) assert.deepEqual(await b.sweep(), [], "nothing twice");
+      assert.deepEqual(await b.user("ada"), { online: false, connections: 0 });
+      assert.deepEqual(await keys(server), [
+        "hubbub:presence:r:{A}:t",
+        "hubbub:presence:replicas",
+      ]);
+      assert.equal(await a.heartbeat("A", LONG), "expired");
+    } finally {
+      await release(...clients);
+    }
+  },
+);
+
+redisTest(
+  "a hub whose first heartbeat failed while its store was connecting, killed before its next one: its members leave within the TTL, once each",
+  async (server) => {
+    const TTL = 1000;
+    const bus = new MemoryBus();
+    const stores: RedisPresenceStore[] = [];
+    const errors: string[] = [];
+    const hubWith = (clock?: ManualClock) => {
+      // Not awaiting store.ready: the hub's first heartbeat goes out at construction.
+      const store = redisPresenceStore({ url: server.url, createClient, maxReconnectDelayMs: 50 });
+      stores.push(store);
+      return new Hub({
+        canJoin: () => true,
+        identify: (req) => ({ userId: new URL(req.url).searchParams.get("user") ?? undefined }),
+        presence: (room) => room.startsWith("p:"),
+        presenceTtlMs: TTL,
+        presenceStore: store,
+        backplane: bus.connect(),
+        onError: (e) => void errors.push(String(e)),
+        ...(clock === undefined ? {} : { clock }),
+      });
+    };
+    // Redis is unreachable when the doomed replica starts: its first heartbeat fails for sure.
+    await server.down();
+    // Its timers run on a clock nobody advances: it never heartbeats again, as if killed.
+    const dead = hubWith(new ManualClock());
+    await until(() => errors.some((e) => /Cannot heartbeat/.test(e)), 5000, "a failed heartbeat");
+    await server.up();
+    await eventually(
+      "the doomed store to connect",
+      5000,
+      () => stores[0].counts("p:a").then(() => true),
+    );
+    const live = hubWith();
+    const hubs = [dead, live];
+    try {
+      const member = async (hub: Hub, user: string): Promise<MemoryClient> => {
+        const c = await connectMemory(hub, { url: `http://localhost/ws?user=${user}` });
+        await c.next("connection.established");
+        c.send({ type: "subscribe", room: "p:a" });
+        await c.next("subscribed");
+        return c;
+      };
+      const watcher = await member(live, "ada");
+      // The doomed replica's joins work (its store is connected by now).
+      const ghosts = [await member(dead, "g0"), await member(dead, "g1"), await member(dead, "g1")];
+      await eventually(
+        "the ghosts' adds",
+        2000,
+        async () => (await live.presenceStats("p:a")).clients === 4,
+      );
+      const t0 = Date.now();
+      const ghostIds = dead.roomMembers("p:a").map((c) => c.id).sort();
+      assert.equal(ghostIds.length, 3);
+      assert.deepEqual(await live.userPresence("g1"), { online: true, connections: 2 });
+      const leaves = () =>
+        watcher.messages.filter((m) => m.type === "presence.leave").map((m) =>
+          (m.data as { clientId: string }).clientId
+        );
+      // Swept by the live replica within TTL x 4/3 of the adds (plus a margin).
+      await until(() => leaves().length >= 3, TTL * 4 / 3 + 700, "the ghosts' leaves");
+      const took = Date.now() - t0;
+      await delay(TTL); // later sweeps announce nothing more
+      assert.deepEqual(leaves().sort(), ghostIds, "each ghost's leave, once");
+      assert.deepEqual(await live.presenceStats("p:a"), { clients: 1, users: 1 });
+      assert.deepEqual(await live.userPresence("g1"), { online: false, connections: 0 });
+      console.log(`  ghosts gone ${took} ms after their joins (TTL ${TTL} ms)`);
+      for (const g of ghosts) g.close();
+      watcher.close();
+    } finally {
+      await Promise.all(hubs.map((h) => h.close()));
+      for (const s of stores) await s.close();
+    }
+  },
+);
+
 test(
   "RedisPresenceStore keeps everything through kill -9 with AOF persistence: heartbeats answer ok",
   async () => {

@@ -243,6 +243,93 @@ export function presenceStoreContract(
     },
   );
 
+  // A replica's adds can reach the store before any heartbeat of it did (its first one failed
+  // while the store was connecting, or the store restarted between two heartbeats). Its entries
+  // must still expire with it (a replica that dies then leaves no ghosts), and its next
+  // heartbeat must still say what the store did not know ("lost" or "expired").
+  contract(
+    "adds and user counts of a replica the store has no record of are swept after the TTL (not extended by more adds), exactly once",
+    async ({ store, ttlMs, lose, advance }) => {
+      await store.heartbeat("A", ttlMs);
+      await lose(); // A's record is gone, as when its first heartbeat failed
+      await store.heartbeat("B", ttlMs);
+      assert.equal(await store.add("A", "r", { clientId: "a1", userId: "ada" }), true);
+      await store.setUserConnections("A", "ada", 2);
+      await store.add("B", "r", { clientId: "b1", userId: "bob" });
+      await advance(ttlMs / 2);
+      // More adds and counts do not extend A's life: only a heartbeat does.
+      assert.equal(await store.add("A", "r", { clientId: "a2" }), true);
+      assert.equal(await store.add("A", "s", { clientId: "a1", userId: "ada" }), true);
+      await store.setUserConnections("A", "ada", 3);
+      await store.heartbeat("B", ttlMs);
+      assert.deepEqual(await store.sweep(), []);
+      assert.deepEqual(await store.user("ada"), { online: true, connections: 3 });
+      await advance(ttlMs / 2 + ttlMs / 4);
+      await store.heartbeat("B", ttlMs);
+      const sweeps = await Promise.all([store.sweep(), store.sweep(), store.sweep()]);
+      assert.deepEqual(expiredIds(sweeps.flat()), ["A/r/a1", "A/r/a2", "A/s/a1"]);
+      assert.equal(sweeps.filter((s) => s.length > 0).length, 1, "one sweep claims A");
+      assert.deepEqual(await store.sweep(), []);
+      assert.deepEqual(await store.members("r"), [{ clientId: "b1", userId: "bob" }]);
+      assert.deepEqual(await store.counts("s"), { clients: 0, users: 0 });
+      assert.deepEqual(await store.user("ada"), { online: false, connections: 0 });
+      // Had it been alive after all, its late heartbeat learns that its entries were swept.
+      assert.equal(await store.heartbeat("A", ttlMs), "expired");
+      assert.equal(await store.heartbeat("A", ttlMs), "ok");
+    },
+  );
+
+  contract(
+    "a heartbeat that finds only what adds created answers lost, then ok; those entries are the replica's",
+    async ({ store, ttlMs, advance }) => {
+      // Before any heartbeat at all: a count, then an entry.
+      await store.setUserConnections("A", "ada", 1);
+      assert.equal(await store.add("A", "r", { clientId: "a1", userId: "ada" }), true);
+      assert.equal(await store.heartbeat("A", ttlMs), "lost");
+      assert.equal(await store.heartbeat("A", ttlMs), "ok");
+      assert.equal(await store.add("A", "r", { clientId: "a1", userId: "ada" }), false);
+      assert.deepEqual(await store.counts("r"), { clients: 1, users: 1 });
+      await advance(ttlMs + ttlMs / 4);
+      assert.deepEqual(expiredIds(await store.sweep()), ["A/r/a1"]);
+      assert.deepEqual(await store.user("ada"), { online: false, connections: 0 });
+    },
+  );
+
+  contract(
+    "after a store restart, an add before the replica's next heartbeat does not hide the loss",
+    async ({ store, ttlMs, lose }) => {
+      await store.heartbeat("A", ttlMs);
+      await store.add("A", "r", { clientId: "a1" });
+      await store.setUserConnections("A", "ada", 1);
+      await lose();
+      // A join lands between the restart and A's next heartbeat.
+      assert.equal(await store.add("A", "r", { clientId: "a2" }), true);
+      assert.equal(await store.heartbeat("A", ttlMs), "lost", "so that A adds a1 again");
+      assert.equal(await store.add("A", "r", { clientId: "a1" }), true);
+      assert.equal(await store.add("A", "r", { clientId: "a2" }), false);
+      assert.equal(await store.heartbeat("A", ttlMs), "ok");
+      assert.deepEqual(await store.counts("r"), { clients: 2, users: 0 });
+    },
+  );
+
+  contract(
+    "a swept replica's add before its late heartbeat: swept again if it never beats, and its heartbeat still answers expired",
+    async ({ store, ttlMs, advance }) => {
+      await store.heartbeat("A", ttlMs);
+      await store.add("A", "r", { clientId: "a1" });
+      await advance(ttlMs + ttlMs / 4);
+      assert.deepEqual(expiredIds(await store.sweep()), ["A/r/a1"]);
+      // A was only paused: a join of its lands before its next heartbeat.
+      assert.equal(await store.add("A", "r", { clientId: "a2" }), true);
+      await advance(ttlMs + ttlMs / 4);
+      assert.deepEqual(expiredIds(await store.sweep()), ["A/r/a2"]);
+      assert.equal(await store.add("A", "r", { clientId: "a3" }), true);
+      assert.equal(await store.heartbeat("A", ttlMs), "expired", "its a2 and a1 left");
+      assert.equal(await store.heartbeat("A", ttlMs), "ok");
+      assert.deepEqual(await store.members("r"), [{ clientId: "a3" }]);
+    },
+  );
+
   contract(
     "goodbye removes the replica with what is left of its entries and user counts",
     async ({ store, ttlMs }) => {
