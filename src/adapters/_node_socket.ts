@@ -4,7 +4,7 @@
 // writer resumes on the socket's `drain`.
 import type { HubLimits } from "../core/hub.ts";
 import type { SocketEvents, Transport } from "../core/transport.ts";
-import { utf8Length } from "../protocol/envelope.ts";
+import { BATCH_PROTOCOL, utf8Length } from "../protocol/envelope.ts";
 
 /** The parts of Node's `net.Socket` (a `stream.Duplex`) this adapter uses. */
 export interface NodeNetSocketLike {
@@ -48,6 +48,8 @@ export interface NodeWebSocketLike {
   readonly readyState: number;
   /** The negotiated extensions (`""` for none). */
   readonly extensions?: string;
+  /** The negotiated subprotocol (`""` for none). */
+  readonly protocol?: string;
   /** Send a protocol ping. */
   ping(): void;
   /** Start the closing handshake. */
@@ -60,6 +62,12 @@ export interface NodeWebSocketLike {
 
 const POLL_MS = 5;
 const OPEN = 1;
+/** Frames go through `ws.send` (an extension such as permessage-deflate was negotiated). */
+const VIA_WS = 0;
+/** Frames are written to the socket directly. */
+const DIRECT = 1;
+/** Directly, and the socket speaks batched framing (its frames may be joined per turn). */
+const DIRECT_BATCHED = 2;
 // Where the hub's state for a socket is kept on the `ws` object, so that one set of listener
 // functions serves every socket (no closures per connection: idle memory).
 const kEvents: unique symbol = Symbol("hubbub.events");
@@ -71,6 +79,7 @@ interface Carrier {
 /** The parts of Node's `Buffer` constructor used here (a `Buffer` is written as it is). */
 interface BufferStatic {
   allocUnsafe(size: number): Uint8Array;
+  byteLength(text: string): number;
 }
 
 // Node's global Buffer. `Writable.write` wraps any other Uint8Array in a new Buffer per write.
@@ -78,6 +87,9 @@ const NodeBuffer = (globalThis as { Buffer?: BufferStatic }).Buffer;
 const alloc = (size: number): Uint8Array =>
   NodeBuffer === undefined ? new Uint8Array(size) : NodeBuffer.allocUnsafe(size);
 const encoder = new TextEncoder();
+// UTF-8 length: Node's native count (a batched frame is several KiB), else the core's.
+const textBytes = (text: string): number =>
+  NodeBuffer === undefined ? utf8Length(text) : NodeBuffer.byteLength(text);
 
 // The wire bytes of the frames sent this turn. The hub hands every recipient of an emit the
 // same frame, so it is framed and UTF-8 encoded once, not once per socket (which is what
@@ -106,7 +118,7 @@ function clearWireCache(): void {
 /** One unmasked, final WebSocket frame (text for strings, binary for bytes). */
 function wireFrame(frame: string | Uint8Array): Uint8Array {
   const text = typeof frame === "string";
-  const length = text ? utf8Length(frame) : frame.byteLength;
+  const length = text ? textBytes(frame) : frame.byteLength;
   const head = length < 126 ? 2 : length < 65536 ? 4 : 10;
   const out = alloc(head + length);
   out[0] = text ? 0x81 : 0x82;
@@ -131,8 +143,8 @@ function wireFrame(frame: string | Uint8Array): Uint8Array {
   if (!text) {
     out.set(frame, head);
   } else if (encoder.encodeInto(frame, out.subarray(head)).written !== length) {
-    // Cannot happen (utf8Length counts what TextEncoder writes, U+FFFD for a lone
-    // surrogate), but never send a header that disagrees with its payload.
+    // Cannot happen (both count what TextEncoder writes, U+FFFD for a lone surrogate),
+    // but never send a header that disagrees with its payload.
     throw new RangeError("frame length mismatch");
   }
   return out;
@@ -208,8 +220,8 @@ export class NodeTransport implements Transport {
   readonly #ws: NodeWebSocketLike;
   readonly #socket: NodeNetSocketLike;
   readonly #limits: HubLimits;
-  /** Frames go to the socket directly (no extension to apply), not through `ws.send`. */
-  readonly #direct: boolean;
+  /** How frames are written: {@linkcode VIA_WS}, {@linkcode DIRECT} or {@linkcode DIRECT_BATCHED}. */
+  readonly #mode: number;
 
   /**
    * @param ws The open `ws` socket.
@@ -220,12 +232,17 @@ export class NodeTransport implements Transport {
     this.#ws = ws;
     this.#socket = socket;
     this.#limits = limits;
-    this.#direct = ws.extensions === "" && typeof socket.write === "function";
+    this.#mode = ws.extensions !== "" || typeof socket.write !== "function"
+      ? VIA_WS
+      : ws.protocol === BATCH_PROTOCOL
+      ? DIRECT_BATCHED
+      : DIRECT;
   }
 
   send(frame: string | Uint8Array): number {
     const ws = this.#ws;
-    if (!this.#direct) {
+    const mode = this.#mode;
+    if (mode === VIA_WS) {
       try {
         ws.send(frame);
       } catch {
@@ -236,7 +253,11 @@ export class NodeTransport implements Transport {
     // Closing (our close frame or the peer's is out): nothing more may follow it, and the
     // close event tears the connection down. `ws.send` drops such frames too.
     if (ws.readyState !== OPEN) return 1;
-    const bytes = wireBytes(frame);
+    // Batched framing joins a turn's frames with "\n" (which JSON never holds raw): such a
+    // frame is this socket's own, and framing it once is all the cache could do.
+    const bytes = mode === DIRECT_BATCHED && typeof frame === "string" && frame.includes("\n")
+      ? wireFrame(frame)
+      : wireBytes(frame);
     const socket = this.#socket;
     if (corked === this) {
       batch.push(bytes);
@@ -248,13 +269,13 @@ export class NodeTransport implements Transport {
   }
 
   bufferedAmount(): number {
-    if (!this.#direct) return this.#ws.bufferedAmount;
+    if (this.#mode === VIA_WS) return this.#ws.bufferedAmount;
     return this.#socket.writableLength + (corked === this ? batchBytes : 0);
   }
 
   cork(fn: () => void): void {
     const socket = this.#socket;
-    if (!this.#direct || corked !== undefined) {
+    if (this.#mode === VIA_WS || corked !== undefined) {
       socket.cork();
       try {
         fn();

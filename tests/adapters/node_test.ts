@@ -390,11 +390,9 @@ nodeTest(
       // their edges), padded with 2-, 3- and 4-byte characters, and one over the cache's
       // hashed length twice in one turn (two frames of one length).
       const frame = (bytes: number, pad: string) => {
-        const head = `{"type":"t","data":"`;
-        let body = "";
-        while (utf8Length(head + body + pad + `"}`) <= bytes) body += pad;
-        while (utf8Length(head + body + `"}`) < bytes) body += "x";
-        return head + body + `"}`;
+        const room = bytes - utf8Length(`{"type":"t","data":""}`);
+        const n = Math.floor(room / utf8Length(pad));
+        return `{"type":"t","data":"${pad.repeat(n)}${"x".repeat(room - n * utf8Length(pad))}"}`;
       };
       const frames = [
         frame(125, "é"),
@@ -429,6 +427,38 @@ nodeTest(
       await a.shut();
       await b.shut();
     } finally {
+      await s.close();
+    }
+  },
+);
+
+nodeTest(
+  "batched framing: a turn's frames arrive joined in one frame, a lone frame as it is",
+  async () => {
+    const { default: WebSocket } = await import("ws");
+    const s = await nodeServer({ canJoin: () => true });
+    const frames: string[] = [];
+    const ws = new WebSocket(s.url, "hubbub.batch.v1");
+    ws.on("message", (data: Uint8Array) => void frames.push(new TextDecoder().decode(data)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+      });
+      assert.equal(ws.protocol, "hubbub.batch.v1");
+      ws.send(JSON.stringify({ type: "subscribe", room: "r" }));
+      await until(() => frames.some((f) => f.includes('"subscribed"')), 5000, "subscribed");
+      frames.length = 0;
+      const texts = ["é".repeat(100), "€", "😀".repeat(40)];
+      for (const text of texts) s.hub.emit("t", text, { rooms: "r" }); // one turn: joined
+      await until(() => frames.length === 1, 5000, "the batch");
+      await new Promise((r) => setTimeout(r, 20));
+      s.hub.emit("t", "alone", { rooms: "r" }); // a turn of its own: the shared frame
+      await until(() => frames.length === 2, 5000, "the lone frame");
+      const lines = frames.map((f) => f.split("\n").map((l) => JSON.parse(l).data));
+      assert.deepEqual(lines, [texts, ["alone"]]);
+    } finally {
+      ws.terminate();
       await s.close();
     }
   },
