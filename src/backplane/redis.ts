@@ -221,9 +221,16 @@ interface Batch {
 /** A probe sent and not yet seen back. */
 interface Probe {
   readonly seq: number;
+  /** The probe channel it was sent on (one per shard on a cluster). */
+  readonly channel: string;
   readonly sentAt: number;
   /** The PUBLISH reply arrived (with this many receivers). */
   receivers: number | undefined;
+}
+
+/** A subscriber that names one probe channel per shard (the cluster client). */
+interface ProbeChannels {
+  probeChannels?(base: string): string[];
 }
 
 /**
@@ -384,6 +391,8 @@ export class RedisBackplane implements Backplane {
   #flushScheduled = false;
   // Liveness
   readonly #probeChannel: string;
+  /** The probe channels of the current subscriber connection (one, or one per shard). */
+  #probeChannels: string[] = [];
   readonly #probeEvery: number;
   readonly #probeTimeout: number;
   #probeTimer: ReturnType<typeof setInterval> | undefined;
@@ -393,8 +402,8 @@ export class RedisBackplane implements Backplane {
   /** Why the last probe failed, until one comes back. */
   #stalled: string | undefined;
   readonly #listener: RedisMessageListener = (message, channel) => {
-    if (channel === this.#probeChannel) {
-      this.#probeBack(message);
+    if (this.#probeChannels.includes(channel)) {
+      this.#probeBack(channel, message);
       return;
     }
     const on = this.#onMessage;
@@ -565,7 +574,10 @@ export class RedisBackplane implements Backplane {
     return this.#held.size;
   }
 
-  /** The channel this backplane's liveness probes travel on. */
+  /**
+   * The channel this backplane's liveness probes travel on (on a cluster, the base of one
+   * channel per shard: `<this>:{<tag>}`).
+   */
   get probeChannel(): string {
     return this.#probeChannel;
   }
@@ -699,7 +711,11 @@ export class RedisBackplane implements Backplane {
     this.#synced = false;
     const drop = [...this.#registered];
     const keep = [...this.#held];
-    if (this.#probeEvery > 0) keep.push(this.#probeChannel);
+    if (this.#probeEvery > 0) {
+      const sub = this.#sub as RedisSubscriberLike & ProbeChannels;
+      this.#probeChannels = sub.probeChannels?.(this.#probeChannel) ?? [this.#probeChannel];
+      keep.push(...this.#probeChannels);
+    }
     this.#registered.clear();
     for (const c of keep) this.#registered.add(c);
     const steps: Promise<unknown>[] = [];
@@ -727,13 +743,17 @@ export class RedisBackplane implements Backplane {
     if (this.#closed || !this.#sides[0].connected || !this.#sides[1].connected || !this.#synced) {
       return;
     }
-    const probe: Probe = { seq: ++this.#probeSeq, sentAt: performance.now(), receivers: undefined };
-    this.#probes.push(probe);
+    const seq = ++this.#probeSeq;
+    const sentAt = performance.now();
+    for (const channel of this.#probeChannels) {
+      const probe: Probe = { seq, channel, sentAt, receivers: undefined };
+      this.#probes.push(probe);
+      this.#publishNow(channel, String(seq)).then(
+        (n) => probe.receivers = typeof n === "number" ? n : 1,
+        noop, // a failed PUBLISH is the publisher's error, reported on its own
+      );
+    }
     if (this.#probeDeadline === undefined) this.#arm();
-    this.#publishNow(this.#probeChannel, String(probe.seq)).then(
-      (n) => probe.receivers = typeof n === "number" ? n : 1,
-      noop, // a failed PUBLISH is the publisher's error, reported on its own
-    );
   }
 
   /** Wait for the oldest probe out. */
@@ -744,12 +764,12 @@ export class RedisBackplane implements Backplane {
     this.#probeDeadline = setTimeout(() => this.#stall(), left);
   }
 
-  #probeBack(message: string): void {
+  #probeBack(channel: string, message: string): void {
     const seq = Number(message);
     if (!Number.isSafeInteger(seq)) return;
     const before = this.#probes.length;
-    // Probes travel in order: this one proves every one before it.
-    this.#probes = this.#probes.filter((p) => p.seq > seq);
+    // Probes travel in order on a channel: this one proves every one before it there.
+    this.#probes = this.#probes.filter((p) => p.channel !== channel || p.seq > seq);
     if (this.#probes.length === before) return; // stale (an older connection's)
     clearTimeout(this.#probeDeadline);
     this.#probeDeadline = undefined;
@@ -876,6 +896,31 @@ export interface RedisClusterLike {
   sSubscribe(channels: string | string[], listener: RedisMessageListener): Promise<unknown>;
   /** `SUNSUBSCRIBE`. */
   sUnsubscribe(channels: string | string[], listener: RedisMessageListener): Promise<unknown>;
+  /** node-redis: the 16384 slots, each with its master (used to place one probe per shard). */
+  readonly slots?: readonly ({ master?: { host?: string; port?: number } } | undefined)[];
+}
+
+/** CRC16 (XMODEM), as Redis Cluster hashes keys. */
+function crc16(text: string): number {
+  const bytes = new TextEncoder().encode(text);
+  let crc = 0;
+  for (const b of bytes) {
+    crc ^= b << 8;
+    for (let i = 0; i < 8; i++) {
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    }
+  }
+  return crc;
+}
+
+/** The cluster slot of a key (hash tags included). */
+function keySlot(key: string): number {
+  const open = key.indexOf("{");
+  if (open >= 0) {
+    const close = key.indexOf("}", open + 1);
+    if (close > open + 1) key = key.slice(open + 1, close);
+  }
+  return crc16(key) % 16384;
 }
 
 /** The options node-redis `createCluster` accepts that {@linkcode redisClusterBackplane} sets. */
@@ -941,6 +986,9 @@ class ShardedClient implements RedisClientLike {
   readonly #wrapped = new WeakMap<RedisMessageListener, RedisMessageListener>();
   readonly #down = new Set<string>();
   #connected = false;
+  #closed = false;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #retries = 0;
 
   constructor(cluster: RedisClusterLike, prefix: string, role: "publisher" | "subscriber") {
     this.#cluster = cluster;
@@ -951,6 +999,14 @@ class ShardedClient implements RedisClientLike {
       return `${o?.host ?? "?"}:${o?.port ?? "?"}`;
     };
     cluster.on("connect", () => {
+      if (!this.#complete()) {
+        // Discovered while the cluster was still forming (or re-forming): some slots have no
+        // master, and node-redis rediscovers only on MOVED. Discover again, with backoff.
+        this.#emit("error", new Error("cluster slot map incomplete; discovering again"));
+        this.#rediscover();
+        return;
+      }
+      this.#retries = 0;
       this.#connected = true;
       if (this.#down.size === 0) this.#emit("ready");
     });
@@ -971,6 +1027,43 @@ class ShardedClient implements RedisClientLike {
     cluster.on("node-ready", (n) => {
       if (!this.#down.delete(node(n)) || this.#down.size > 0 || !this.#connected) return;
       if (this.#partialIsDown) this.#emit("ready");
+    });
+  }
+
+  /** Every slot has a master (always true for a client that does not show its slots). */
+  #complete(): boolean {
+    const slots = this.#cluster.slots;
+    if (slots === undefined) return true;
+    if (slots.length !== 16384) return false;
+    for (let i = 0; i < 16384; i++) if (slots[i]?.master === undefined) return false;
+    return true;
+  }
+
+  #rediscover(): void {
+    if (this.#closed || this.#retryTimer !== undefined) return;
+    const delay = Math.min(50 * 2 ** this.#retries++, 1000);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (this.#closed) return;
+      this.#connected = false;
+      try {
+        this.#cluster.destroy?.();
+      } catch {
+        // Already closed.
+      }
+      this.#emit("end");
+      this.#cluster.connect().catch((error) => {
+        this.#emit("error", error);
+        this.#rediscover();
+      });
+    }, delay);
+  }
+
+  /** A command failed for want of a slot's master: the map is stale, discover again. */
+  #checkSlots<T>(p: Promise<T>): Promise<T> {
+    return p.catch((error) => {
+      if (error instanceof TypeError && !this.#complete()) this.#rediscover();
+      throw error;
     });
   }
 
@@ -1011,10 +1104,14 @@ class ShardedClient implements RedisClientLike {
   }
 
   close(): Promise<unknown> {
+    this.#closed = true;
+    clearTimeout(this.#retryTimer);
     return this.#cluster.close?.() ?? Promise.resolve();
   }
 
   destroy(): unknown {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     this.#connected = false;
     this.#down.clear();
     const r = this.#cluster.destroy?.();
@@ -1023,7 +1120,25 @@ class ShardedClient implements RedisClientLike {
   }
 
   publish(channel: string, message: string): Promise<unknown> {
-    return this.#cluster.sPublish(clusterChannel(channel, this.#prefix), message);
+    return this.#checkSlots(this.#cluster.sPublish(clusterChannel(channel, this.#prefix), message));
+  }
+
+  /**
+   * One probe channel per master, `<base>:{<k>}` with the smallest k whose slot that master
+   * serves, so that every shard's subscription is proven. The base alone when the slot map
+   * is not known.
+   */
+  probeChannels(base: string): string[] {
+    const slots = this.#cluster.slots;
+    if (slots === undefined || slots.length !== 16384) return [base];
+    const want = new Set<string>();
+    for (const s of slots) if (s?.master) want.add(`${s.master.host}:${s.master.port}`);
+    const out: string[] = [];
+    for (let k = 0; want.size > 0 && k < 100_000; k++) {
+      const m = slots[keySlot(String(k))]?.master;
+      if (m !== undefined && want.delete(`${m.host}:${m.port}`)) out.push(`${base}:{${k}}`);
+    }
+    return out.length > 0 ? out : [base];
   }
 
   #wrap(listener: RedisMessageListener): RedisMessageListener {
@@ -1041,7 +1156,9 @@ class ShardedClient implements RedisClientLike {
     const w = this.#wrap(listener);
     const list = typeof channels === "string" ? [channels] : channels;
     return Promise.all(
-      list.map((c) => this.#cluster.sSubscribe(clusterChannel(c, this.#prefix), w)),
+      list.map((c) =>
+        this.#checkSlots(this.#cluster.sSubscribe(clusterChannel(c, this.#prefix), w))
+      ),
     );
   }
 
@@ -1067,8 +1184,10 @@ class ShardedClient implements RedisClientLike {
  *   (publishes to the channels of the other shards still go through; those to the lost shard
  *   reject and are counted), ok once every node is ready again and every held channel is
  *   subscribed again. node-redis rediscovers the slots by itself.
- * - Batches, probes and the rest: as {@linkcode RedisBackplane}. The probe channel lives on
- *   one shard: a stalled subscription on another shard is not caught by it.
+ * - **Liveness**: one probe channel per shard (`<channelPrefix>probe:<id>:{<tag>}`, a tag that
+ *   hashes to a slot of that shard), so a stalled subscription on any shard turns health red
+ *   and the subscribing client is remade.
+ * - Batches and the rest: as {@linkcode RedisBackplane}.
  *
  * @param options The cluster's nodes, `createCluster`, timing.
  * @returns A backplane for one hub.

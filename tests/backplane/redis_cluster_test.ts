@@ -118,13 +118,15 @@ async function startCluster(): Promise<LocalCluster> {
   };
 }
 
-/** Every node says cluster_state:ok and knows all three. */
+/** Every node says cluster_state:ok, knows all three, and lists every master's slots. */
 async function waitOk(ports: number[]): Promise<void> {
   const end = Date.now() + 20_000;
   for (;;) {
     const infos = await Promise.all(ports.map((p) => redisCommand(p, "CLUSTER", "INFO")));
+    const slots = await Promise.all(ports.map((p) => redisCommand(p, "CLUSTER", "SLOTS")));
     if (
-      infos.every((i) => i.includes("cluster_state:ok") && i.includes("cluster_known_nodes:3"))
+      infos.every((i) => i.includes("cluster_state:ok") && i.includes("cluster_known_nodes:3")) &&
+      slots.every((s) => ports.every((p) => s.includes(`:${p}\r\n`)))
     ) return;
     if (Date.now() > end) throw new Error(`cluster not ok:\n${infos.join("\n")}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -187,6 +189,16 @@ test("Redis Cluster backplane: one master killed and restarted while messages fl
       health.push(h);
     });
     await until(() => a.health().ok && b.health().ok, 10_000, "both ok");
+    // Liveness on every shard: each backplane has one probe channel on each master.
+    for (const port of cluster.ports) {
+      const reply = await redisCommand(port, "PUBSUB", "SHARDCHANNELS", "hubbub:probe:*");
+      const names = reply.split("\r\n").filter((l) => l.startsWith("hubbub:probe:"));
+      assert.equal(names.length, 2, `two probe channels (a's and b's) on node ${port}: ${names}`);
+      assert.deepEqual(
+        new Set(names.map((n) => n.slice(0, n.indexOf(":{")))),
+        new Set([a.probeChannel, b.probeChannel]),
+      );
+    }
     // Rooms on every shard: which master owns each.
     const rooms = Array.from({ length: 12 }, (_, i) => `hubbub:room:r${i}`);
     const owner = new Map<string, number>();
