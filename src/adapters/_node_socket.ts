@@ -291,7 +291,8 @@ export class NodeTransport implements Transport {
       corked = undefined;
       if (batch.length > 0) {
         try {
-          writeBatch(socket);
+          // Not after a close frame (or onto a destroyed socket), should `fn` have closed it.
+          if (this.#ws.readyState === OPEN && !socket.destroyed) writeBatch(socket);
         } finally {
           batch.length = 0;
           batchBytes = 0;

@@ -575,6 +575,14 @@ nodeTest("a closing socket takes no more frames; an extension keeps ws.send", ()
   assert.equal(t.send("late"), 1);
   t.cork(() => void t.send("later"));
   assert.deepEqual(closing.writes, []);
+  // Closed while its turn was being written: what the turn held stays unsent.
+  const mid = fakeSockets();
+  const m = new NodeTransport(mid.ws, mid.socket, resolveLimits({}));
+  m.cork(() => {
+    assert.equal(m.send("before the close"), 1);
+    mid.ws.readyState = 2;
+  });
+  assert.deepEqual(mid.writes, []);
   const deflate = fakeSockets("permessage-deflate");
   const d = new NodeTransport(deflate.ws, deflate.socket, resolveLimits({}));
   d.cork(() => {
