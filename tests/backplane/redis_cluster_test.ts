@@ -12,13 +12,19 @@ import { clusterChannel, redisClusterBackplane } from "../../src/backplane/redis
 import { test, until } from "../_harness.ts";
 import { freePort, hasRedis, redisCommand, redisServerPath, warnNoRedis } from "../_redis.ts";
 import { backplaneContract, type BusFixture } from "../contract/backplane_contract.ts";
+import { type StallingProxy, stallingProxy } from "./_stalling_proxy.ts";
 
 warnNoRedis("Redis Cluster backplane tests (tests/backplane/redis_cluster_test.ts)");
 
 /** A local cluster of three masters (no replicas), each node killable and restartable. */
 interface LocalCluster {
+  /** The nodes' ports. */
   readonly ports: number[];
+  /** The ports clients are told to use (a node behind a proxy announces the proxy's). */
+  readonly clientPorts: number[];
   readonly urls: string;
+  /** The proxy in front of the `proxied` node, if any. */
+  readonly proxy?: StallingProxy;
   /** Kill node i (SIGKILL). */
   down(i: number): Promise<void>;
   /** Restart node i on its port and config, and wait for cluster_state:ok. */
@@ -28,9 +34,19 @@ interface LocalCluster {
   stop(): Promise<void>;
 }
 
-async function startCluster(): Promise<LocalCluster> {
+/**
+ * @param proxied A node to put behind a stalling proxy: the node announces the proxy's port,
+ *   so clients reach it only through the proxy (the cluster bus goes direct).
+ */
+async function startCluster(proxied?: number): Promise<LocalCluster> {
   const dir = mkdtempSync(path.join(tmpdir(), "hubbub-cluster-"));
   const ports = [await freePort(), await freePort(), await freePort()];
+  const proxy = proxied === undefined ? undefined : await stallingProxy(ports[proxied]);
+  const announce: (number | undefined)[] = [];
+  if (proxied !== undefined) announce[proxied] = proxy!.port;
+  // The cluster bus on its own free port (port + 10000 may be taken or past 65535).
+  const busPorts = [await freePort(), await freePort(), await freePort()];
+  const clientPorts = ports.map((p, i) => announce[i] ?? p);
   const procs: (ChildProcess | undefined)[] = [undefined, undefined, undefined];
   const exits: Promise<void>[] = [Promise.resolve(), Promise.resolve(), Promise.resolve()];
 
@@ -46,6 +62,16 @@ async function startCluster(): Promise<LocalCluster> {
       "yes",
       "--cluster-config-file",
       path.join(dir, `nodes-${port}.conf`),
+      "--cluster-port",
+      String(busPorts[i]),
+      ...(announce[i] !== undefined
+        ? [
+          "--cluster-announce-port",
+          String(announce[i]),
+          "--cluster-announce-bus-port",
+          String(busPorts[i]),
+        ]
+        : []),
       "--cluster-node-timeout",
       "2000",
       // One master down leaves the other shards serving (the default stops them all).
@@ -96,22 +122,32 @@ async function startCluster(): Promise<LocalCluster> {
     await redisCommand(ports[i], "CLUSTER", "ADDSLOTSRANGE", ...ranges[i].map(String));
   }
   for (let i = 1; i < 3; i++) {
-    await redisCommand(ports[i], "CLUSTER", "MEET", "127.0.0.1", String(ports[0]));
+    await redisCommand(
+      ports[i],
+      "CLUSTER",
+      "MEET",
+      "127.0.0.1",
+      String(ports[0]),
+      String(busPorts[0]),
+    );
   }
-  await waitOk(ports);
+  await waitOk(ports, clientPorts);
   return {
     ports,
-    urls: ports.map((p) => `redis://127.0.0.1:${p}`).join(","),
+    clientPorts,
+    proxy,
+    urls: clientPorts.map((p) => `redis://127.0.0.1:${p}`).join(","),
     down,
     up: async (i) => {
       await up(i);
-      await waitOk(ports);
+      await waitOk(ports, clientPorts);
     },
     upAll: async () => {
       for (let i = 0; i < 3; i++) await up(i);
-      await waitOk(ports);
+      await waitOk(ports, clientPorts);
     },
     stop: async () => {
+      await proxy?.close();
       for (let i = 0; i < 3; i++) await down(i);
       rmSync(dir, { recursive: true, force: true });
     },
@@ -119,14 +155,14 @@ async function startCluster(): Promise<LocalCluster> {
 }
 
 /** Every node says cluster_state:ok, knows all three, and lists every master's slots. */
-async function waitOk(ports: number[]): Promise<void> {
+async function waitOk(ports: number[], clientPorts: number[]): Promise<void> {
   const end = Date.now() + 20_000;
   for (;;) {
     const infos = await Promise.all(ports.map((p) => redisCommand(p, "CLUSTER", "INFO")));
     const slots = await Promise.all(ports.map((p) => redisCommand(p, "CLUSTER", "SLOTS")));
     if (
       infos.every((i) => i.includes("cluster_state:ok") && i.includes("cluster_known_nodes:3")) &&
-      slots.every((s) => ports.every((p) => s.includes(`:${p}\r\n`)))
+      slots.every((s) => clientPorts.every((p) => s.includes(`:${p}\r\n`)))
     ) return;
     if (Date.now() > end) throw new Error(`cluster not ok:\n${infos.join("\n")}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -262,3 +298,70 @@ test("Redis Cluster backplane: one master killed and restarted while messages fl
     await cluster.stop();
   }
 }, { if: hasRedis, timeout: 60_000 });
+
+test(
+  "Redis Cluster backplane: a shard whose connections stop forwarding turns red, is re-established, delivers again",
+  async () => {
+    const cluster = await startCluster(0);
+    const make = () =>
+      redisClusterBackplane({
+        urls: cluster.urls,
+        createCluster,
+        maxReconnectDelayMs: 200,
+        probeIntervalMs: 100,
+        probeTimeoutMs: 500,
+      });
+    const a = make();
+    const b = make();
+    const got: string[] = [];
+    const reds: { at: number; error: string }[] = [];
+    try {
+      await a.start(() => {}, () => {});
+      await b.start((channel, payload) => void got.push(`${channel}=${payload}`), (h) => {
+        if (!h.ok) reds.push({ at: performance.now(), error: h.error ?? "" });
+      });
+      await until(() => a.health().ok && b.health().ok, 10_000, "both ok");
+      const rooms = Array.from({ length: 12 }, (_, i) => `hubbub:room:r${i}`);
+      const owners = await Promise.all(rooms.map((r) => ownerOf(cluster, clusterChannel(r))));
+      assert.ok(owners.includes(0), "some rooms live on the proxied shard");
+      for (const r of rooms) await b.subscribe(r);
+      await Promise.all(rooms.map((r) => a.publish(r, "before")));
+      await until(() => got.filter((g) => g.endsWith("=before")).length === 12, 5000, "before");
+
+      cluster.proxy!.stall(); // shard 0's connections (both backplanes') go quiet, TCP open
+      const stalledAt = performance.now();
+      await until(() => reds.some((r) => r.at >= stalledAt), 5000, "health to go red");
+      const red = reds.find((r) => r.at >= stalledAt)!;
+      assert.match(red.error, /no probe back within 500 ms|no reply to a probe within 500 ms/);
+      // Stated bound: probeIntervalMs + probeTimeoutMs (plus slack for a loaded machine).
+      assert.ok(
+        red.at - stalledAt <= 100 + 500 + 400,
+        `red after ${(red.at - stalledAt).toFixed(0)} ms`,
+      );
+      await until(() => a.health().ok && b.health().ok, 15_000, "health to return");
+      let n = 0;
+      await until(
+        () => {
+          if (n++ % 20 === 0) { for (const r of rooms) a.publish(r, `after${n}`).catch(() => {}); }
+          return rooms.every((r) => got.some((g) => g.startsWith(`${r}=after`)));
+        },
+        15_000,
+        "delivery on every shard to resume",
+      );
+      await Promise.all(rooms.map((r) => a.publish(r, "fence")));
+      await until(() => got.filter((g) => g.endsWith("=fence")).length === 12, 5000, "fence");
+      const counts = new Map<string, number>();
+      for (const g of got) counts.set(g, (counts.get(g) ?? 0) + 1);
+      assert.ok([...counts.values()].every((c) => c === 1), "no message twice");
+      console.log(
+        `cluster liveness: red ${(red.at - stalledAt).toFixed(0)} ms after shard 1/3 stalled ` +
+          `(${red.error.slice(0, 40)}…); ${cluster.proxy!.accepted} proxied connections in all`,
+      );
+    } finally {
+      await a.close();
+      await b.close();
+      await cluster.stop();
+    }
+  },
+  { if: hasRedis, timeout: 60_000 },
+);

@@ -3,73 +3,14 @@
 // dropped and made again, and messages flow again, each once and in order. A small TCP proxy
 // (node:net) sits between one of the backplane's connections and a private redis-server.
 import assert from "node:assert/strict";
-import net from "node:net";
 import { createClient } from "redis";
 import type { BackplaneHealth } from "../../mod.ts";
 import { redisBackplane } from "../../src/backplane/redis.ts";
 import { test, until } from "../_harness.ts";
 import { hasRedis, numsub, type RedisServer, startRedis, warnNoRedis } from "../_redis.ts";
+import { type StallingProxy, stallingProxy } from "./_stalling_proxy.ts";
 
 warnNoRedis("Redis liveness tests (tests/backplane/redis_liveness_test.ts)");
-
-/** A TCP proxy to a port; `stall()` keeps the connections open now but forwards nothing more. */
-interface StallingProxy {
-  readonly url: string;
-  /** Connections accepted so far. */
-  readonly accepted: number;
-  /** Accepted connections closed since (by either side). */
-  readonly closed: number;
-  /** Stop forwarding on every connection open now, in both directions (new ones forward). */
-  stall(): void;
-  close(): Promise<void>;
-}
-
-async function stallingProxy(port: number): Promise<StallingProxy> {
-  const sockets = new Set<net.Socket>();
-  let accepted = 0;
-  let closed = 0;
-  const pairs: { stalled: boolean }[] = [];
-  const server = net.createServer((client) => {
-    accepted++;
-    const state = { stalled: false };
-    pairs.push(state);
-    const upstream = net.connect({ host: "127.0.0.1", port });
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on("error", () => {});
-    }
-    client.on("data", (d) => void (state.stalled || upstream.write(d)));
-    upstream.on("data", (d) => void (state.stalled || client.write(d)));
-    let ended = false;
-    const end = () => {
-      if (ended) return;
-      ended = true;
-      closed++;
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("close", end);
-    upstream.on("close", end);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const proxyPort = (server.address() as net.AddressInfo).port;
-  return {
-    url: `redis://127.0.0.1:${proxyPort}`,
-    get accepted() {
-      return accepted;
-    },
-    get closed() {
-      return closed;
-    },
-    stall: () => {
-      for (const p of pairs) p.stalled = true;
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 const PROBE_EVERY = 100;
 const PROBE_TIMEOUT = 400;
