@@ -14,7 +14,7 @@ import {
   MessageError,
   type StandardSchemaV1,
 } from "../../mod.ts";
-import { delay, isDeno, test, type TestOptions, until } from "../_harness.ts";
+import { delay, isDeno, isNode, test, type TestOptions, until } from "../_harness.ts";
 import { type Msg, openStalledSocket, TestClient } from "../_ws_client.ts";
 import type { ServerHandle, StartServer } from "../contract/transport_contract.ts";
 import { closePayload, encodeFrame, Op, rawConnect, type RawSocket } from "./_raw_socket.ts";
@@ -744,7 +744,11 @@ export function hardeningSuite(
   t("1,000 subscribe/unsubscribe cycles of distinct rooms leave no room behind", async () => {
     // The async guard of "slow-" rooms answers only when the test lets it (after the client left).
     let guardStarted = false;
-    const guardRelease = Promise.withResolvers<void>();
+    let release!: () => void;
+    const guardRelease = {
+      promise: new Promise<void>((r) => release = r),
+      resolve: () => release(),
+    };
     const s = await start({
       rateLimit: { messagesPerSecond: 1e5, burst: 1e5 },
       canJoin: (_c, room) => {
@@ -992,31 +996,33 @@ export function hardeningSuite(
         await Promise.all(Array.from({ length: Math.min(100, to - b) }, (_, k) => cycle(b + k)));
       }
     };
+    // Measured cycles after the warm-up: churnCycles - 200 on every runtime.
+    const measured = churnCycles - 200;
     try {
-      await run(0, 200); // warm-up: JIT, pools, buffers
+      await run(0, warmup); // warm-up: JIT, pools, buffers
       await until(() => s.hub.connectionCount === 0, 5000);
       const before = await settledMemory();
       const started = Date.now();
-      await run(200, churnCycles);
+      await run(warmup, warmup + measured);
       await until(() => s.hub.connectionCount === 0, 10_000, "every connection to go");
       await until(() => disconnected === opened, 5000, "every disconnect hook");
       const ms = Date.now() - started;
       const after = await settledMemory();
       console.log(
-        `[churn] ${churnCycles - 200} cycles in ${ms} ms after a 200-cycle warm-up; heap ` +
+        `[churn] ${measured} cycles in ${ms} ms after a ${warmup}-cycle warm-up; heap ` +
           `${mib(before.heapUsed)} → ${mib(after.heapUsed)} MiB, RSS ${mib(before.rss)} → ` +
           `${mib(after.rss)} MiB`,
       );
-      assert.equal(opened, churnCycles);
+      assert.equal(opened, warmup + measured);
       assert.equal(s.hub.connectionCount, 0);
       assert.equal(s.hub.roomCount, 0);
       assert.equal(s.hub.userCount, 0);
       assert.deepEqual([...s.hub.rooms()], []);
       assert.ok(
         after.heapUsed - before.heapUsed < 16 * MiB,
-        `heap grew ${mib(after.heapUsed - before.heapUsed)} MiB over ${churnCycles - 200} cycles`,
+        `heap grew ${mib(after.heapUsed - before.heapUsed)} MiB over ${measured} cycles`,
       );
-      const perCycle = (after.heapUsed - before.heapUsed) / (churnCycles - 200);
+      const perCycle = (after.heapUsed - before.heapUsed) / measured;
       console.log(`[churn] heap growth ${perCycle.toFixed(0)} bytes per cycle`);
       if (tight) {
         assert.ok(
@@ -1029,6 +1035,10 @@ export function hardeningSuite(
       await s.close();
     }
   };
+  // Node's heap (V8 old space and code) keeps growing for ~2,000 cycles of this churn whatever
+  // serves (a plain node:http + ws server grew 390-460 bytes per cycle over cycles 200-2,000),
+  // then levels off: there the warm-up is 2,000 cycles, elsewhere 200.
+  const warmup = isNode ? 2000 : 200;
   // KNOWN BUG (Deno 2.9, and Hono on Deno): the server keeps heap for every WebSocket whose
   // TCP connection drops without a close handshake, linearly (a client's terminate(); clean
   // closes and server kicks leave nothing). Measured in a separate server process: ~3.1 KB per
