@@ -23,6 +23,9 @@ export interface SocketHost {
   stopped(info: CloseInfo): void;
 }
 
+/** How long a failed attempt's `error` may wait for its `close` before it counts as closed. */
+const NO_CLOSE_AFTER_ERROR_MS = 250;
+
 /** Where the current attempt stands, for `connect()`'s errors. */
 export interface ConnectProgress {
   /** The hub's URL. */
@@ -162,11 +165,26 @@ export class SocketLifecycle {
       "message",
       (event: { data: unknown }) => this.#host.message(ws, event.data),
     );
+    let ended = false;
+    let noClose: unknown;
     ws.addEventListener("error", (event: unknown) => {
-      // A close event follows; reconnecting happens there.
-      if (!opened) status = upgradeStatus(event);
+      // A close event follows; reconnecting happens there. Not from Node 20's WebSocket
+      // (undici 6) after a refused handshake: it stays CONNECTING. So a failed attempt that
+      // has no close event soon after its error is ended here.
+      if (opened) return;
+      status = upgradeStatus(event);
+      noClose ??= this.#o.timers.setTimeout(() => {
+        if (ended) return;
+        try {
+          ws.close();
+        } catch { /* not closable while connecting: dropped below */ }
+        closed({ code: 1006, reason: "" });
+      }, NO_CLOSE_AFTER_ERROR_MS);
     });
-    ws.addEventListener("close", (event: { code?: number; reason?: string }) => {
+    const closed = (event: { code?: number; reason?: string }) => {
+      if (ended) return;
+      ended = true;
+      if (noClose !== undefined) this.#o.timers.clearTimeout(noClose);
       this.#socketGone(ws);
       if (ws !== this.#ws) return;
       let reason = event.reason ?? "";
@@ -181,7 +199,8 @@ export class SocketLifecycle {
         }
       }
       this.#lost(event.code ?? 1006, reason);
-    });
+    };
+    ws.addEventListener("close", closed);
     const ms = this.#o.connectTimeoutMs;
     if (ms > 0 && Number.isFinite(ms)) {
       this.#connectTimer = this.#o.timers.setTimeout(() => {

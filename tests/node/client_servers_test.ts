@@ -159,6 +159,26 @@ test(
 );
 
 test(
+  "node: HubClient on Node's global WebSocket gives up on a refused upgrade without waiting for its connect timeout",
+  async () => {
+    // undici 6 (Node 20) fires `error` but never `close` after a failed handshake: the client
+    // ends such an attempt itself shortly after its error.
+    const s = await startOnPort({ ...chatOptions, identify: () => null });
+    try {
+      const started = Date.now();
+      const error = await connect(s.url, { ...fast, maxRetries: 1, connectTimeoutMs: 20_000 })
+        .catch((e) => e);
+      assert.ok(error instanceof UpgradeError, String(error));
+      assert.equal(error.attempts, 2);
+      assert.ok(Date.now() - started < 10_000, "gave up before the 20 s connect timeout");
+    } finally {
+      await s.close();
+    }
+  },
+  { ...onNode, if: onNode.if !== false && typeof globalThis.WebSocket === "function" },
+);
+
+test(
   "node: HubClient offers batched framing by default and the hub selects it; batch: false gets plain frames",
   async () => {
     const s = await startOnPort(chatOptions);
