@@ -30,6 +30,7 @@
  */
 
 import type { Backplane, BackplaneHealth } from "../core/backplane.ts";
+import { checkFactory, connectionDefaults } from "./_redis_connect.ts";
 import type { RedisClientOptionsLike, RedisConnectionLike } from "./_redis_types.ts";
 export type { RedisClientOptionsLike, RedisConnectionLike };
 
@@ -177,20 +178,8 @@ export interface RedisConnectOptions {
  */
 export function redisBackplane(options: RedisConnectOptions): RedisBackplane {
   const { url, createClient } = options;
-  if (typeof url !== "string") throw new TypeError("Cannot create backplane: url must be a string");
-  if (typeof createClient !== "function") {
-    throw new TypeError("Cannot create backplane: createClient must be a function");
-  }
-  const maxDelay = options.maxReconnectDelayMs ?? 1000;
-  const clientOptions: RedisClientOptionsLike = {
-    url,
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: options.connectTimeoutMs ?? 5000,
-      reconnectStrategy: (retries) =>
-        Math.min(50 * 2 ** Math.min(retries, 16), maxDelay) + Math.floor(Math.random() * 100),
-    },
-  };
+  checkFactory("backplane", url, createClient, "createClient");
+  const clientOptions: RedisClientOptionsLike = { url, ...connectionDefaults(options) };
   return new RedisBackplane(createClient(clientOptions), createClient(clientOptions), {
     ownClients: true,
     startTimeoutMs: options.startTimeoutMs,
@@ -1216,17 +1205,9 @@ export function redisClusterBackplane(options: RedisClusterConnectOptions): Redi
   if (typeof options.createCluster !== "function") {
     throw new TypeError("Cannot create backplane: createCluster must be a function");
   }
-  const maxDelay = options.maxReconnectDelayMs ?? 1000;
   const clusterOptions: RedisClusterOptionsLike = {
     rootNodes: urls.map((url) => ({ url })),
-    defaults: {
-      disableOfflineQueue: true,
-      socket: {
-        connectTimeout: options.connectTimeoutMs ?? 5000,
-        reconnectStrategy: (retries) =>
-          Math.min(50 * 2 ** Math.min(retries, 16), maxDelay) + Math.floor(Math.random() * 100),
-      },
-    },
+    defaults: connectionDefaults(options),
   };
   const prefix = options.channelPrefix ?? "hubbub:";
   const make = (role: "publisher" | "subscriber") =>

@@ -20,7 +20,8 @@ import type {
   HistoryReadOptions,
   HistoryStore,
 } from "../core/history_store.ts";
-import type { RedisClientOptionsLike, RedisConnectionLike } from "./redis.ts";
+import type { RedisClientOptionsLike, RedisConnectionLike } from "./_redis_types.ts";
+import { checkFactory, connectionDefaults } from "./_redis_connect.ts";
 
 // The seam's types, also from "@hubbub/hubbub": the store's signatures name them.
 export type {
@@ -133,22 +134,8 @@ export interface RedisHistoryConnectOptions {
  */
 export function redisHistoryStore(options: RedisHistoryConnectOptions): RedisHistoryStore {
   const { url, createClient } = options;
-  if (typeof url !== "string") {
-    throw new TypeError("Cannot create history store: url must be a string");
-  }
-  if (typeof createClient !== "function") {
-    throw new TypeError("Cannot create history store: createClient must be a function");
-  }
-  const maxDelay = options.maxReconnectDelayMs ?? 1000;
-  const client = createClient({
-    url,
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: options.connectTimeoutMs ?? 5000,
-      reconnectStrategy: (retries) =>
-        Math.min(50 * 2 ** Math.min(retries, 16), maxDelay) + Math.floor(Math.random() * 100),
-    },
-  });
+  checkFactory("history store", url, createClient, "createClient");
+  const client = createClient({ url, ...connectionDefaults(options) });
   // An EventEmitter without an error listener throws: the store reports failures per command.
   client.on("error", noop);
   return new RedisHistoryStore(client, {

@@ -93,7 +93,8 @@ import type {
   PresenceStore,
   UserPresence,
 } from "../core/presence_store.ts";
-import type { RedisClientOptionsLike, RedisConnectionLike } from "./redis.ts";
+import type { RedisClientOptionsLike, RedisConnectionLike } from "./_redis_types.ts";
+import { checkFactory, connectionDefaults } from "./_redis_connect.ts";
 import type { RedisCommandClientLike } from "./redis_history.ts";
 
 /** A client {@linkcode redisPresenceStore} creates: commands, plus connection events and state. */
@@ -212,22 +213,8 @@ export interface RedisPresenceConnectOptions {
  */
 export function redisPresenceStore(options: RedisPresenceConnectOptions): RedisPresenceStore {
   const { url, createClient } = options;
-  if (typeof url !== "string") {
-    throw new TypeError("Cannot create presence store: url must be a string");
-  }
-  if (typeof createClient !== "function") {
-    throw new TypeError("Cannot create presence store: createClient must be a function");
-  }
-  const maxDelay = options.maxReconnectDelayMs ?? 1000;
-  const client = createClient({
-    url,
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: options.connectTimeoutMs ?? 5000,
-      reconnectStrategy: (retries) =>
-        Math.min(50 * 2 ** Math.min(retries, 16), maxDelay) + Math.floor(Math.random() * 100),
-    },
-  });
+  checkFactory("presence store", url, createClient, "createClient");
+  const client = createClient({ url, ...connectionDefaults(options) });
   // An EventEmitter without an error listener throws: the store reports failures per command.
   client.on("error", noop);
   return new RedisPresenceStore(client, {
