@@ -108,6 +108,13 @@ export interface RedisBackplaneOptions {
    * @default {524288}
    */
   maxBatchLength?: number;
+  /**
+   * Whether a store on the same Redis may publish on this backplane's channels itself (see
+   * `Backplane.acceptsStorePublishes`). `redisClusterBackplane` sets `false`: its channels are
+   * sharded and renamed, so the hub publishes history messages through it instead.
+   * @default {true}
+   */
+  acceptsStorePublishes?: boolean;
 }
 
 /** What {@linkcode redisBackplane} needs from a created client: both roles in one. */
@@ -352,6 +359,8 @@ const cancelLater: (handle: unknown) => void = typeof timers.clearImmediate === 
  * ```
  */
 export class RedisBackplane implements Backplane {
+  /** See {@linkcode RedisBackplaneOptions.acceptsStorePublishes}. */
+  readonly acceptsStorePublishes: boolean;
   readonly #pub: RedisPublisherLike;
   readonly #sub: RedisSubscriberLike;
   readonly #own: boolean;
@@ -430,6 +439,7 @@ export class RedisBackplane implements Backplane {
     this.#pub = publisher;
     this.#sub = subscriber;
     this.#own = options.ownClients ?? false;
+    this.acceptsStorePublishes = options.acceptsStorePublishes ?? true;
     this.#startTimeoutMs = options.startTimeoutMs ?? 5000;
     this.#coalesce = options.coalesce ?? true;
     this.#maxBatch = options.maxBatchLength ?? 512 * 1024;
@@ -1220,6 +1230,7 @@ export function redisClusterBackplane(options: RedisClusterConnectOptions): Redi
     channelPrefix: prefix,
     coalesce: options.coalesce,
     maxBatchLength: options.maxBatchLength,
+    acceptsStorePublishes: false,
   });
 }
 

@@ -47,6 +47,13 @@ export interface Backplane {
   health(): BackplaneHealth;
   /** Release connections. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Whether a shared store on the same bus may publish on its channels itself, atomically
+   * with an append (see `HistoryStore.publishes`). Absent means yes. A backplane that renames
+   * or shards channels (Redis Cluster) says `false`: the hub then publishes a history room's
+   * messages through it after each append, and replicas put them in offset order themselves.
+   */
+  readonly acceptsStorePublishes?: boolean;
 }
 
 /** Counters the hub keeps about its backplane. Monotonic. */

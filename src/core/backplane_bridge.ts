@@ -75,6 +75,11 @@ export class BackplaneBridge {
     this.ready = this.#bp === undefined ? Promise.resolve() : this.#start(this.#bp);
   }
 
+  /** Whether a shared store may publish on the bus itself (see `Backplane.acceptsStorePublishes`). */
+  get acceptsStorePublishes(): boolean {
+    return this.#bp?.acceptsStorePublishes !== false;
+  }
+
   /** Whether there is a backplane at all. */
   get active(): boolean {
     return this.#bp !== undefined;

@@ -256,15 +256,17 @@ export class History {
     const head = frame.slice(0, -1) + ',"room":' + JSON.stringify(room) + ',"offset":';
     const store = this.#store;
     const bus = this.#bridge.historyMessage(room, head, except);
+    // The store publishes with the append when it can and the bus takes it; else the hub does.
+    const storePublishes = store.publishes === true && this.#bridge.acceptsStorePublishes;
     const message: HistoryAppend = {
       head,
       ...(except === undefined ? {} : { except }),
-      ...(bus === undefined || !store.publishes ? {} : { publish: bus }),
+      ...(bus === undefined || !storePublishes ? {} : { publish: bus }),
     };
     const appended = store.append(room, message, policy);
     const sent = (e: HistoryAppended): Published => {
       // A store that does not publish: the hub does, after the append (replicas reorder).
-      if (bus !== undefined && !store.publishes) this.#bridge.publishAppended(bus, e);
+      if (bus !== undefined && !storePublishes) this.#bridge.publishAppended(bus, e);
       return {
         epoch: e.epoch,
         offset: e.offset,

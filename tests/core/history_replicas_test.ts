@@ -4,6 +4,7 @@
 // lost stream (a new epoch) or a gap the store no longer holds closes the members with 4004.
 import assert from "node:assert/strict";
 import {
+  type Backplane,
   CloseCode,
   type HistoryAppend,
   type HistoryAppended,
@@ -198,4 +199,43 @@ test("Messages arriving while a replica's first subscriber reads its position wa
   assert.deepEqual(offsets(c), range(sub.offset + 1, 9));
   await a.close();
   await b.close();
+});
+
+test("A backplane that takes no store publishes (Redis Cluster): the hub publishes each entry; replicas still agree, in order, once", async () => {
+  const bus = new MemoryBus();
+  const store = new SharedStore(bus);
+  // A backplane that renames its channels (as sharded Redis Cluster channels are): what the
+  // store publishes under the hub's channel name reaches nobody.
+  const sharded = (): Backplane => {
+    const bp = bus.connect();
+    const named = (c: string) => "S:" + c;
+    return {
+      acceptsStorePublishes: false,
+      start: (onMessage, onHealth) => bp.start((c, p) => onMessage(c.slice(2), p), onHealth),
+      publish: (c, p) => bp.publish(named(c), p),
+      subscribe: (c) => bp.subscribe(named(c)),
+      unsubscribe: (c) => bp.unsubscribe(named(c)),
+      health: () => bp.health(),
+      close: () => bp.close(),
+    };
+  };
+  const hubs = [0, 1, 2].map(() =>
+    new Hub({
+      canJoin: () => true,
+      history: () => ({ maxMessages: 100 }),
+      historyStore: store,
+      backplane: sharded(),
+    })
+  );
+  const members: MemoryClient[] = [];
+  for (const hub of hubs) members.push(await member(hub, "h:a"));
+  const published = [];
+  for (let i = 1; i <= 30; i++) published.push(hubs[i % 3].publish("h:a", "n", i));
+  await Promise.all(published);
+  await until(() => members.every((c) => offsets(c).length === 30), "30 each");
+  await tick();
+  for (const c of members) assert.deepEqual(offsets(c), range(1, 30));
+  // Through the bus, not by reading the store: no replica had to repair.
+  assert.deepEqual(hubs.map((h) => h.stats().history.repairs), [0, 0, 0]);
+  for (const hub of hubs) await hub.close();
 });
