@@ -22,7 +22,7 @@
  */
 
 import { createChatApp } from "./app.ts";
-import { type ChatRedis, connectChatRedis } from "./redis.ts";
+import { type ChatRedis, chatRedisFromEnv } from "./redis.ts";
 
 /** The parts of `Bun` used here. */
 interface BunLike {
@@ -51,15 +51,14 @@ function env(name: string): string | undefined {
 
 const port = Number(env("PORT") ?? 8000);
 const hostname = env("HOST") ?? "127.0.0.1";
-const redisUrl = env("REDIS_URL");
 // Loaded only when asked for: the demo runs without the redis package otherwise.
-const redis: ChatRedis | undefined = redisUrl ? await connectChatRedis(redisUrl) : undefined;
+const redis: ChatRedis | undefined = await chatRedisFromEnv(env);
 const app = createChatApp(redis?.options);
-if (redisUrl) {
+if (redis !== undefined) {
   await app.hub.ready;
   const health = app.hub.backplaneHealth;
   console.log(
-    `redis backplane at ${new URL(redisUrl).host}: ` +
+    `${redis.label}: ` +
       (health.ok ? "connected" : `not connected yet (${health.error}); retrying`),
   );
 }

@@ -20,14 +20,13 @@ import process from "node:process";
 import { WebSocketServer } from "ws";
 import { createNodeHandler } from "../../src/adapters/node.ts";
 import { createChatApp } from "./app.ts";
-import { type ChatRedis, connectChatRedis } from "./redis.ts";
+import { type ChatRedis, chatRedisFromEnv } from "./redis.ts";
 
 const port = Number(process.env.PORT ?? 8000);
 const hostname = process.env.HOST ?? "127.0.0.1";
-const redisUrl = process.env.REDIS_URL;
-const redis: ChatRedis | undefined = redisUrl ? await connectChatRedis(redisUrl) : undefined;
+const redis: ChatRedis | undefined = await chatRedisFromEnv((name) => process.env[name]);
 const app = createChatApp(redis?.options);
-if (redisUrl) await app.hub.ready;
+if (redis !== undefined) await app.hub.ready;
 const ws = createNodeHandler(app.hub, { WebSocketServer });
 
 /** Answer a plain HTTP request with `app.fetch` (bodies streamed: the inspector uses SSE). */

@@ -21,10 +21,9 @@
 
 import { BroadcastChannelBackplane } from "../../src/backplane/broadcast_channel.ts";
 import { createChatApp } from "./app.ts";
-import { connectChatRedis } from "./redis.ts";
+import { chatRedisFromEnv } from "./redis.ts";
 
-const redisUrl = Deno.env.get("REDIS_URL");
-const redis = redisUrl ? await connectChatRedis(redisUrl) : undefined;
+const redis = await chatRedisFromEnv((name) => Deno.env.get(name));
 const app = createChatApp(
   redis?.options ?? { backplane: new BroadcastChannelBackplane({ name: "hubbub-chat" }) },
 );

@@ -8,6 +8,7 @@ import { isDeno, test } from "../_harness.ts";
 import { BUN, DENO, startChild } from "../_process.ts";
 import { freePort, hasRedis, numsub, startRedis, warnNoRedis } from "../_redis.ts";
 import { TestClient } from "../_ws_client.ts";
+import { startCluster } from "../_redis_cluster.ts";
 import { connect, RequestError } from "../../src/client/mod.ts";
 
 warnNoRedis("chat demo cluster test (tests/examples/chat_cluster_test.ts)");
@@ -244,3 +245,48 @@ test("The chat demo under deno serve --parallel: every member gets a room messag
     await server.stop();
   }
 }, { if: isDeno, timeout: 60_000 });
+
+test(
+  "The chat demo with REDIS_CLUSTER: two processes on a 3-master Redis Cluster (sharded pub/sub) and one Redis for the stores act as one chat",
+  async () => {
+    const cluster = await startCluster();
+    const redis = await startRedis();
+    const env = { PORT: "0", REDIS_CLUSTER: cluster.urls, REDIS_URL: redis.url };
+    const clients: TestClient[] = [];
+    const procs = await Promise.all([
+      startChild(DENO, ["run", "-A", MAIN], /chat demo on http:\/\/localhost:(\d+)\//, { env }),
+      startChild(BUN, [MAIN], /chat demo on http:\/\/localhost:(\d+)\//, { env }),
+    ]);
+    try {
+      for (const p of procs) {
+        assert.match(p.output(), /redis cluster backplane \(3 nodes\): connected/);
+      }
+      const [a, b] = procs.map((p) => Number(p.match[1]));
+      const ada = await user(a, "ada", "lobby");
+      const bob = await user(b, "bob", "lobby");
+      clients.push(ada, bob);
+      // bob's join on the Bun process reaches ada on the Deno one (through the cluster).
+      assert.equal((await presenceOf(ada, "presence.join", await bob.clientId())).userId, "bob");
+      let got: Data;
+      for (let i = 0; i < 50 && got === undefined; i++) {
+        ada.send({ type: "message", room: "lobby", text: `hi ${i}` });
+        got = await bob.next("message", 200).then((m) => m, () => undefined);
+      }
+      assert.ok(got !== undefined, "bob got ada's message");
+      bob.send({ type: "message", room: "lobby", text: "hello ada" });
+      let m = await ada.next("message");
+      while ((m.data as Data).user !== "bob") m = await ada.next("message");
+      assert.equal((m.data as Data).text, "hello ada");
+      for (const c of [ada, bob]) {
+        const err = await c.request({ type: "whisper", to: "nobody", text: "hello?" }, "error");
+        assert.equal((err.data as Data).code, "USER_OFFLINE");
+      }
+    } finally {
+      await Promise.all(clients.map((c) => c.shut()));
+      await Promise.all(procs.map((p) => p.stop()));
+      await redis.stop();
+      await cluster.stop();
+    }
+  },
+  { if: isDeno && hasRedis, timeout: 60_000 },
+);
