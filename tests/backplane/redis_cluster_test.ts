@@ -17,7 +17,6 @@ import { type LocalCluster, startCluster } from "../_redis_cluster.ts";
 
 warnNoRedis("Redis Cluster backplane tests (tests/backplane/redis_cluster_test.ts)");
 
-
 /** The port of the master serving a channel's slot. */
 async function ownerOf(cluster: LocalCluster, channel: string): Promise<number> {
   const reply = await redisCommand(cluster.ports[0], "CLUSTER", "KEYSLOT", channel);
