@@ -1,15 +1,13 @@
 // How every Redis connection hubbub opens itself is set up (the backplane's two, the cluster
 // backplane's, the history and presence stores'): the factory's arguments checked, commands
 // rejected at once while disconnected, and reconnects forever with capped, jittered backoff.
-import type { RedisClientOptionsLike } from "./_redis_types.ts";
-
-/** Timing options every Redis factory takes. */
-export interface RedisTiming {
-  /** Longest wait between reconnect attempts (ms); default 1000. */
-  maxReconnectDelayMs?: number;
-  /** How long one connect attempt may take (ms); default 5000. */
-  connectTimeoutMs?: number;
-}
+// And how the stores run commands: each with a deadline, scripts by EVALSHA with EVAL when
+// Redis has lost its script cache (a restart).
+import type {
+  RedisClientOptionsLike,
+  RedisConnectionLike,
+  RedisConnectionTiming,
+} from "./_redis_types.ts";
 
 /**
  * Check a factory's `url` and its client constructor (`createClient`, `createCluster`).
@@ -24,7 +22,7 @@ export function checkFactory(what: string, url: unknown, make: unknown, makeName
 
 /** Socket and queue options: 50 ms after a failure, doubling to the cap, plus 0-100 ms jitter. */
 export function connectionDefaults(
-  timing: RedisTiming,
+  timing: RedisConnectionTiming,
 ): Omit<RedisClientOptionsLike, "url"> {
   const maxDelay = timing.maxReconnectDelayMs ?? 1000;
   return {
@@ -35,4 +33,84 @@ export function connectionDefaults(
         Math.min(50 * 2 ** Math.min(retries, 16), maxDelay) + Math.floor(Math.random() * 100),
     },
   };
+}
+
+/**
+ * A store's own connection: checked arguments, the defaults above, and an `error` listener (an
+ * EventEmitter without one throws; the store reports failures per command instead).
+ */
+export function ownedClient<C extends RedisConnectionLike>(
+  what: string,
+  options: RedisConnectionTiming & {
+    url: string;
+    createClient: (options: RedisClientOptionsLike) => C;
+  },
+): C {
+  const { url, createClient } = options;
+  checkFactory(what, url, createClient, "createClient");
+  const client = createClient({ url, ...connectionDefaults(options) });
+  client.on("error", noop);
+  return client;
+}
+
+function noop(): void {}
+
+/** A client that sends raw commands (node-redis `sendCommand(args, { timeout })`). */
+export interface CommandSender {
+  sendCommand(args: string[], options?: { timeout?: number }): Promise<unknown>;
+}
+
+/** One command, rejected after `ms` even if the client never answers. */
+export function sendWithin(client: CommandSender, args: string[], ms: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    let sent: Promise<unknown>;
+    try {
+      sent = client.sendCommand(args, { timeout: ms });
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    sent.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
+const shas = new Map<string, Promise<string>>();
+
+/** The script's SHA-1 (hex), as EVALSHA names it; computed once per script. */
+function sha1(script: string): Promise<string> {
+  let sha = shas.get(script);
+  if (sha === undefined) {
+    sha = crypto.subtle.digest("SHA-1", new TextEncoder().encode(script)).then((digest) =>
+      Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("")
+    );
+    shas.set(script, sha);
+  }
+  return sha;
+}
+
+/**
+ * Run a Lua script by EVALSHA; a Redis without it cached (`NOSCRIPT`: restarted) gets the
+ * script itself by EVAL. `keysAndArgs` is `numkeys, key..., arg...` as EVAL takes them.
+ */
+export async function evalCached(
+  send: (args: string[]) => Promise<unknown>,
+  script: string,
+  keysAndArgs: string[],
+): Promise<unknown> {
+  const sha = await sha1(script);
+  try {
+    return await send(["EVALSHA", sha, ...keysAndArgs]);
+  } catch (error) {
+    if (!String((error as Error)?.message).startsWith("NOSCRIPT")) throw error;
+    return await send(["EVAL", script, ...keysAndArgs]);
+  }
 }

@@ -43,3 +43,18 @@ export interface RedisClientOptionsLike {
     reconnectStrategy: (retries: number) => number;
   };
 }
+
+/** How a connection hubbub opens itself reconnects (every Redis factory of `./redis` takes these). */
+export interface RedisConnectionTiming {
+  /**
+   * Longest wait between reconnect attempts (ms): 50 ms after a failure, doubling up to this,
+   * plus up to 100 ms of jitter, forever.
+   * @default {1000}
+   */
+  maxReconnectDelayMs?: number;
+  /**
+   * How long one connect attempt may take (ms).
+   * @default {5000}
+   */
+  connectTimeoutMs?: number;
+}

@@ -31,8 +31,12 @@
 
 import type { Backplane, BackplaneHealth } from "../core/backplane.ts";
 import { checkFactory, connectionDefaults } from "./_redis_connect.ts";
-import type { RedisClientOptionsLike, RedisConnectionLike } from "./_redis_types.ts";
-export type { RedisClientOptionsLike, RedisConnectionLike };
+import type {
+  RedisClientOptionsLike,
+  RedisConnectionLike,
+  RedisConnectionTiming,
+} from "./_redis_types.ts";
+export type { RedisClientOptionsLike, RedisConnectionLike, RedisConnectionTiming };
 
 /** A pub/sub message listener, as node-redis calls it: the message, then the channel. */
 export type RedisMessageListener = (message: string, channel: string) => void;

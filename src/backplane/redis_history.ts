@@ -20,8 +20,12 @@ import type {
   HistoryReadOptions,
   HistoryStore,
 } from "../core/history_store.ts";
-import type { RedisClientOptionsLike, RedisConnectionLike } from "./_redis_types.ts";
-import { checkFactory, connectionDefaults } from "./_redis_connect.ts";
+import type {
+  RedisClientOptionsLike,
+  RedisConnectionLike,
+  RedisConnectionTiming,
+} from "./_redis_types.ts";
+import { evalCached, ownedClient, sendWithin } from "./_redis_connect.ts";
 
 // The seam's types, also from "@hubbub/hubbub": the store's signatures name them.
 export type {
@@ -76,7 +80,7 @@ export interface RedisHistoryStoreOptions {
 }
 
 /** Options for {@linkcode redisHistoryStore}. */
-export interface RedisHistoryConnectOptions {
+export interface RedisHistoryConnectOptions extends RedisConnectionTiming {
   /** The Redis URL, e.g. `redis://127.0.0.1:6379` or `rediss://user:pass@host:6380/0`. */
   url: string;
   /**
@@ -94,17 +98,6 @@ export interface RedisHistoryConnectOptions {
    * @default {2000}
    */
   commandTimeoutMs?: number;
-  /**
-   * Longest wait between reconnect attempts (ms): 50 ms after a failure, doubling up to this,
-   * plus up to 100 ms of jitter, forever.
-   * @default {1000}
-   */
-  maxReconnectDelayMs?: number;
-  /**
-   * How long one connect attempt may take (ms).
-   * @default {5000}
-   */
-  connectTimeoutMs?: number;
 }
 
 /**
@@ -133,11 +126,7 @@ export interface RedisHistoryConnectOptions {
  * ```
  */
 export function redisHistoryStore(options: RedisHistoryConnectOptions): RedisHistoryStore {
-  const { url, createClient } = options;
-  checkFactory("history store", url, createClient, "createClient");
-  const client = createClient({ url, ...connectionDefaults(options) });
-  // An EventEmitter without an error listener throws: the store reports failures per command.
-  client.on("error", noop);
+  const client = ownedClient("history store", options);
   return new RedisHistoryStore(client, {
     prefix: options.prefix,
     commandTimeoutMs: options.commandTimeoutMs,
@@ -251,20 +240,6 @@ if lo <= last then
 end
 return { epoch, last, complete, entries, now }
 `;
-
-const scripts = new Map<string, Promise<string>>();
-
-/** The script's SHA-1 (hex), as EVALSHA names it; computed once per script. */
-function sha1(script: string): Promise<string> {
-  let sha = scripts.get(script);
-  if (sha === undefined) {
-    sha = crypto.subtle.digest("SHA-1", new TextEncoder().encode(script)).then((digest) =>
-      Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("")
-    );
-    scripts.set(script, sha);
-  }
-  return sha;
-}
 
 /**
  * Rooms' streams in Redis, shared by every replica: give the same store (one per process, on
@@ -474,14 +449,8 @@ export class RedisHistoryStore implements HistoryStore {
     if (this.#closed) throw new Error(`${what}: store is closed`);
     const tag = `${this.#prefix}{${tagOf(room)}}`;
     const keys = [`${tag}:m`, `${tag}:s`];
-    const sha = await sha1(script);
     try {
-      try {
-        return await this.#send(["EVALSHA", sha, "2", ...keys, ...args]);
-      } catch (error) {
-        if (!String((error as Error)?.message).startsWith("NOSCRIPT")) throw error;
-        return await this.#send(["EVAL", script, "2", ...keys, ...args]);
-      }
+      return await evalCached((a) => this.#send(a), script, ["2", ...keys, ...args]);
     } catch (error) {
       const text = (error as Error)?.message || (error as Error)?.name || String(error);
       throw new Error(`${what}: redis: ${text}`, { cause: error });
@@ -490,29 +459,7 @@ export class RedisHistoryStore implements HistoryStore {
 
   /** One command, rejected after the timeout even if the client never answers. */
   #send(args: string[]): Promise<unknown> {
-    const ms = this.#timeoutMs;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`no answer within ${ms} ms`)),
-        ms,
-      );
-      let sent: Promise<unknown>;
-      try {
-        sent = this.#client.sendCommand(args, { timeout: ms });
-      } catch (error) {
-        sent = Promise.reject(error);
-      }
-      sent.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      );
-    });
+    return sendWithin(this.#client, args, this.#timeoutMs);
   }
 }
 
@@ -553,8 +500,6 @@ function entryOf(raw: unknown): HistoryEntry {
   const offset = Number.parseInt(String(id), 10);
   return except === undefined ? { offset, frame, at } : { offset, frame, at, except };
 }
-
-function noop(): void {}
 
 async function release(client: RedisHistoryClientLike): Promise<void> {
   try {

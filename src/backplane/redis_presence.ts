@@ -93,8 +93,12 @@ import type {
   PresenceStore,
   UserPresence,
 } from "../core/presence_store.ts";
-import type { RedisClientOptionsLike, RedisConnectionLike } from "./_redis_types.ts";
-import { checkFactory, connectionDefaults } from "./_redis_connect.ts";
+import type {
+  RedisClientOptionsLike,
+  RedisConnectionLike,
+  RedisConnectionTiming,
+} from "./_redis_types.ts";
+import { evalCached, ownedClient, sendWithin } from "./_redis_connect.ts";
 import type { RedisCommandClientLike } from "./redis_history.ts";
 
 /** A client {@linkcode redisPresenceStore} creates: commands, plus connection events and state. */
@@ -140,7 +144,7 @@ export interface RedisPresenceStoreOptions {
 }
 
 /** Options for {@linkcode redisPresenceStore}. */
-export interface RedisPresenceConnectOptions {
+export interface RedisPresenceConnectOptions extends RedisConnectionTiming {
   /** The Redis URL, e.g. `redis://127.0.0.1:6379` or `rediss://user:pass@host:6380/0`. */
   url: string;
   /**
@@ -173,17 +177,6 @@ export interface RedisPresenceConnectOptions {
    * @default {40}
    */
   sweepRuns?: number;
-  /**
-   * Longest wait between reconnect attempts (ms): 50 ms after a failure, doubling up to this,
-   * plus up to 100 ms of jitter, forever.
-   * @default {1000}
-   */
-  maxReconnectDelayMs?: number;
-  /**
-   * How long one connect attempt may take (ms).
-   * @default {5000}
-   */
-  connectTimeoutMs?: number;
 }
 
 /**
@@ -212,11 +205,7 @@ export interface RedisPresenceConnectOptions {
  * ```
  */
 export function redisPresenceStore(options: RedisPresenceConnectOptions): RedisPresenceStore {
-  const { url, createClient } = options;
-  checkFactory("presence store", url, createClient, "createClient");
-  const client = createClient({ url, ...connectionDefaults(options) });
-  // An EventEmitter without an error listener throws: the store reports failures per command.
-  client.on("error", noop);
+  const client = ownedClient("presence store", options);
   return new RedisPresenceStore(client, {
     prefix: options.prefix,
     commandTimeoutMs: options.commandTimeoutMs,
@@ -417,20 +406,6 @@ return { more, out }
 // The TTL of a provisional record for a replica that never heartbeated through this store
 // object (the hub always does first): the hub's default presenceTtlMs.
 const DEFAULT_PROVISIONAL_TTL_MS = "15000";
-
-const scripts = new Map<string, Promise<string>>();
-
-/** The script's SHA-1 (hex), as EVALSHA names it; computed once per script. */
-function sha1(script: string): Promise<string> {
-  let sha = scripts.get(script);
-  if (sha === undefined) {
-    sha = crypto.subtle.digest("SHA-1", new TextEncoder().encode(script)).then((digest) =>
-      Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("")
-    );
-    scripts.set(script, sha);
-  }
-  return sha;
-}
 
 /**
  * Presence in Redis, shared by every replica: give the same store (one per process, on the
@@ -680,14 +655,8 @@ export class RedisPresenceStore implements PresenceStore {
   async #run(action: string, script: string, args: string[]): Promise<unknown> {
     const what = `Cannot ${action}`;
     if (this.#closed) throw new Error(`${what}: store is closed`);
-    const sha = await sha1(script);
     try {
-      try {
-        return await this.#send(["EVALSHA", sha, "0", this.#prefix, ...args]);
-      } catch (error) {
-        if (!String((error as Error)?.message).startsWith("NOSCRIPT")) throw error;
-        return await this.#send(["EVAL", script, "0", this.#prefix, ...args]);
-      }
+      return await evalCached((a) => this.#send(a), script, ["0", this.#prefix, ...args]);
     } catch (error) {
       throw new Error(`${what}: redis: ${messageOf(error)}`, { cause: error });
     }
@@ -706,26 +675,7 @@ export class RedisPresenceStore implements PresenceStore {
 
   /** One command, rejected after the timeout even if the client never answers. */
   #send(args: string[]): Promise<unknown> {
-    const ms = this.#timeoutMs;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-      let sent: Promise<unknown>;
-      try {
-        sent = this.#client.sendCommand(args, { timeout: ms });
-      } catch (error) {
-        sent = Promise.reject(error);
-      }
-      sent.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      );
-    });
+    return sendWithin(this.#client, args, this.#timeoutMs);
   }
 }
 
