@@ -114,3 +114,18 @@ export async function evalCached(
     return await send(["EVAL", script, ...keysAndArgs]);
   }
 }
+
+/** Close a connection: gracefully when it is ready (pending replies first), else at once. */
+export async function release(client: RedisConnectionLike): Promise<void> {
+  try {
+    if (client.isReady === true && typeof client.close === "function") {
+      await client.close();
+    } else if (typeof client.destroy === "function") {
+      if (client.isOpen !== false) client.destroy();
+    } else if (typeof client.close === "function") {
+      await client.close();
+    }
+  } catch {
+    // Already closed.
+  }
+}

@@ -30,7 +30,7 @@
  */
 
 import type { Backplane, BackplaneHealth } from "../core/backplane.ts";
-import { checkFactory, connectionDefaults } from "./_redis_connect.ts";
+import { checkFactory, connectionDefaults, release } from "./_redis_connect.ts";
 import type {
   RedisClientOptionsLike,
   RedisConnectionLike,
@@ -856,20 +856,6 @@ export class RedisBackplane implements Backplane {
 }
 
 function noop(): void {}
-
-async function release(client: RedisConnectionLike): Promise<void> {
-  try {
-    if (client.isReady === true && typeof client.close === "function") {
-      await client.close();
-    } else if (typeof client.destroy === "function") {
-      if (client.isOpen !== false) client.destroy();
-    } else if (typeof client.close === "function") {
-      await client.close();
-    }
-  } catch {
-    // Already closed.
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Redis Cluster: sharded pub/sub (SPUBLISH / SSUBSCRIBE)

@@ -25,7 +25,7 @@ import type {
   RedisConnectionLike,
   RedisConnectionTiming,
 } from "./_redis_types.ts";
-import { evalCached, ownedClient, sendWithin } from "./_redis_connect.ts";
+import { evalCached, ownedClient, release, sendWithin } from "./_redis_connect.ts";
 
 // The seam's types, also from "@hubbub/hubbub": the store's signatures name them.
 export type {
@@ -499,18 +499,4 @@ function entryOf(raw: unknown): HistoryEntry {
   }
   const offset = Number.parseInt(String(id), 10);
   return except === undefined ? { offset, frame, at } : { offset, frame, at, except };
-}
-
-async function release(client: RedisHistoryClientLike): Promise<void> {
-  try {
-    if (client.isReady === true && typeof client.close === "function") {
-      await client.close();
-    } else if (typeof client.destroy === "function") {
-      if (client.isOpen !== false) client.destroy();
-    } else if (typeof client.close === "function") {
-      await client.close();
-    }
-  } catch {
-    // Already closed.
-  }
 }

@@ -98,7 +98,7 @@ import type {
   RedisConnectionLike,
   RedisConnectionTiming,
 } from "./_redis_types.ts";
-import { evalCached, ownedClient, sendWithin } from "./_redis_connect.ts";
+import { evalCached, ownedClient, release, sendWithin } from "./_redis_connect.ts";
 import type { RedisCommandClientLike } from "./redis_history.ts";
 
 /** A client {@linkcode redisPresenceStore} creates: commands, plus connection events and state. */
@@ -702,17 +702,3 @@ function messageOf(error: unknown): string {
 }
 
 function noop(): void {}
-
-async function release(client: RedisPresenceClientLike): Promise<void> {
-  try {
-    if (client.isReady === true && typeof client.close === "function") {
-      await client.close();
-    } else if (typeof client.destroy === "function") {
-      if (client.isOpen !== false) client.destroy();
-    } else if (typeof client.close === "function") {
-      await client.close();
-    }
-  } catch {
-    // Already closed.
-  }
-}
