@@ -11,6 +11,7 @@ import type { ChannelKind, Registry } from "./registry.ts";
 import type { Frame } from "./send_queue.ts";
 import { fromBase64, toBase64 } from "./_base64.ts";
 import { Hmac } from "./_hmac.ts";
+import type { HistoryAppended } from "./history_store.ts";
 import { applyControl, type ControlCommand, parseControl } from "./control.ts";
 
 /** Longest id (node id, envelope id) accepted in an envelope. */
@@ -25,15 +26,6 @@ export interface BridgeOptions {
   secret: string | undefined;
   registry: Registry;
   hooks: Hooks;
-}
-
-/** One entry of a history room's stream, as another replica's store published it. */
-export interface HistoryArrival {
-  offset: number;
-  epoch: string;
-  frame: string;
-  at: number;
-  except?: readonly string[];
 }
 
 /** One hub's backplane bridge (inert without a backplane). */
@@ -51,7 +43,7 @@ export class BackplaneBridge {
   #seenOld = new Set<string>();
   /** Entries of history rooms from other replicas go here (the history part), not to fanout. */
   onHistory:
-    | ((room: string, entry: HistoryArrival) => void)
+    | ((room: string, entry: HistoryAppended) => void)
     | undefined = undefined;
   /** The bus is healthy again after an outage (the history part repairs its rooms). */
   onRestored: (() => void) | undefined = undefined;
@@ -267,7 +259,7 @@ export class BackplaneBridge {
   #open(
     payload: string,
   ):
-    | { frame: Frame; target: Target; entry?: HistoryArrival; command?: ControlCommand }
+    | { frame: Frame; target: Target; entry?: HistoryAppended; command?: ControlCommand }
     | undefined {
     if (typeof payload !== "string") return this.#malformed();
     let json = payload;
@@ -316,7 +308,7 @@ export class BackplaneBridge {
     if (env.n !== undefined) {
       // One entry of a history room's stream: `f` is the frame up to its offset.
       const full = (frame as string) + env.n + "}";
-      const entry: HistoryArrival = t.x === undefined
+      const entry: HistoryAppended = t.x === undefined
         ? { offset: env.n, epoch: env.e!, frame: full, at: 0 }
         : { offset: env.n, epoch: env.e!, frame: full, at: 0, except: t.x };
       return { frame: full, target: { rooms: t.r![0] }, entry };

@@ -61,13 +61,13 @@ export interface Published extends HistoryPosition {
 const DEFAULT_POLICY: Required<HistoryPolicy> = { maxMessages: 100, maxAgeMs: 600_000 };
 
 /** How long a replica waits for a missing offset to arrive before it reads it from the store. */
-export const GAP_GRACE_MS = 50;
+const GAP_GRACE_MS = 50;
 
 /** After the bus comes back, every room is read again once more this much later. */
-export const RESTORE_RECHECK_MS = 1000;
+const RESTORE_RECHECK_MS = 1000;
 
 /** Repair reads tried (250 ms, 500 ms, 1 s apart) before a room's members are closed with 4004. */
-export const REPAIR_ATTEMPTS = 4;
+const REPAIR_ATTEMPTS = 4;
 
 /** What the history part is made with. */
 export interface HistoryOptions {
@@ -83,11 +83,6 @@ export interface HistoryOptions {
   charge(deliveries: number): void;
 }
 
-/** One message of a room's stream as it reaches this replica (appended here or elsewhere). */
-export interface Arrival extends HistoryEntry {
-  readonly epoch: string;
-}
-
 /**
  * Where this replica is in one room's stream: every offset up to `last` has been handed to the
  * room's local members (or is behind their subscribe position). Later offsets that arrived
@@ -97,7 +92,7 @@ interface Cursor {
   /** `undefined` while the room's first subscriber reads its position (arrivals wait). */
   epoch: string | undefined;
   last: number;
-  pending: Map<number, Arrival>;
+  pending: Map<number, HistoryAppended>;
   /** The grace timer before a repair read, or the repair in flight. */
   timer: unknown;
   repairing: boolean;
@@ -282,7 +277,7 @@ export class History {
    * it to the local members in offset order, once. An offset that jumps waits briefly for the
    * ones before it, then they are read from the store. Returns the connections it reached now.
    */
-  arrived(room: string, e: Arrival): number {
+  arrived(room: string, e: HistoryAppended): number {
     let c = this.#cursors.get(room);
     if (c === undefined) {
       const members = this.#registry.rooms.get(room);
