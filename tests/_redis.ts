@@ -7,6 +7,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { test } from "./_harness.ts";
 
 /**
  * Where redis-server is, or undefined: `$REDIS_SERVER` when set (a path; one that does not
@@ -218,4 +219,19 @@ export async function numsub(port: number, ...channels: string[]): Promise<Map<s
     out.set(lines[i + 1], Number(lines[i + 2].slice(1)));
   }
   return out;
+}
+
+/**
+ * What every Redis suite does first: in CI (`CI=true`) without redis-server, register a
+ * failing test that says so; elsewhere, print the loud notice (once) that the suite skips.
+ */
+export function requireRedis(suite: string): void {
+  if (!hasRedis && inCI) {
+    test("redis-server is installed (required when CI=true)", () => {
+      throw new Error(
+        "redis-server is missing: .ci/run must install it (apt-get install redis-server)",
+      );
+    });
+  }
+  warnNoRedis(suite);
 }

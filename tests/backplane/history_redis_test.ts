@@ -155,17 +155,53 @@ async function connectRetrying(c: Recovering, ports: number[], first: number): P
   }
 }
 
+/** Two replicas (Deno, Bun) on one private redis-server; everything torn down afterwards. */
+interface Replicas {
+  readonly redis: RedisServer;
+  readonly replicas: Replica[];
+  readonly ports: number[];
+  /** Clients to shut at the end. */
+  readonly clients: Recovering[];
+}
+
+async function onTwoReplicas(
+  options: { persist?: boolean; env?: Record<string, string> },
+  body: (r: Replicas) => Promise<void>,
+): Promise<void> {
+  const redis = await startRedis(options.persist ? { appendonly: true } : {});
+  const replicas: Replica[] = [];
+  const clients: Recovering[] = [];
+  try {
+    replicas.push(
+      await startReplica("deno", redis, options.env),
+      await startReplica("bun", redis, options.env),
+    );
+    await body({ redis, replicas, ports: replicas.map((r) => r.port), clients });
+  } finally {
+    for (const c of clients) c.shut();
+    for (const r of replicas) await r.stop();
+    await redis.stop();
+  }
+}
+
+/** `n` recovering clients in `room`, spread over both replicas, connected and subscribed. */
+async function members(r: Replicas, n: number, room: string): Promise<Recovering[]> {
+  const out: Recovering[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = new Recovering([room]);
+    r.clients.push(c);
+    out.push(c);
+    await connectRetrying(c, r.ports, i % 2);
+  }
+  return out;
+}
+
 const ROOMS = ["h:0", "h:1", "h:2"];
 
 test(
   "History across Deno and Bun replicas on Redis: a reconnect storm to the other replica misses nothing, duplicates nothing",
-  async () => {
-    const redis = await startRedis();
-    const replicas: Replica[] = [];
-    const clients: Recovering[] = [];
-    try {
-      replicas.push(await startReplica("deno", redis), await startReplica("bun", redis));
-      const ports = replicas.map((r) => r.port);
+  () =>
+    onTwoReplicas({}, async ({ replicas, ports, clients }) => {
       for (let i = 0; i < 200; i++) {
         const c = new Recovering([ROOMS[i % 3], ROOMS[(i + 1) % 3]]);
         clients.push(c);
@@ -221,12 +257,7 @@ test(
           `${reconnects} abrupt reconnects to the other replica, ${deliveries} deliveries ` +
           `counted: 0 gaps, 0 duplicates`,
       );
-    } finally {
-      for (const c of clients) c.shut();
-      for (const r of replicas) await r.stop();
-      await redis.stop();
-    }
-  },
+    }),
   { if: isDeno && hasRedis, timeout: 90_000 },
 );
 
@@ -235,18 +266,10 @@ for (const persist of [true, false]) {
     persist
       ? "History on Redis with an append-only file: kill -9 and restart while publishing; recovery succeeds and nothing reported stored is lost"
       : "History on Redis without persistence: kill -9 and restart while publishing; every client learns the new epoch, none sees a silent gap",
-    async () => {
-      const redis = await startRedis(persist ? { appendonly: true } : {});
-      const replicas: Replica[] = [];
-      const clients: Recovering[] = [];
-      try {
-        replicas.push(await startReplica("deno", redis), await startReplica("bun", redis));
-        const ports = replicas.map((r) => r.port);
-        for (let i = 0; i < 20; i++) {
-          const c = new Recovering(["h:0"]);
-          clients.push(c);
-          await connectRetrying(c, ports, i % 2);
-        }
+    () =>
+      onTwoReplicas({ persist }, async (r) => {
+        const { redis, replicas, ports } = r;
+        const clients = await members(r, 20, "h:0");
         // Clients closed with 4004 reconnect and recover by themselves.
         const reconnecting = clients.map((c, i) => {
           const again = () => {
@@ -307,30 +330,17 @@ for (const persist of [true, false]) {
             `${epochs.size} epoch(s); 20 clients: 0 gaps, 0 duplicates, ` +
             `${clients.filter((c) => c.closes.includes(4004)).length} closed with 4004`,
         );
-      } finally {
-        for (const c of clients) c.shut();
-        for (const r of replicas) await r.stop();
-        await redis.stop();
-      }
-    },
+      }),
     { if: isDeno && hasRedis, timeout: 60_000 },
   );
 }
 
 test(
   "History on Redis: a replica's subscriber connection killed while publishing goes on; it repairs from the stream, no client sees a gap",
-  async () => {
-    const redis = await startRedis();
-    const replicas: Replica[] = [];
-    const clients: Recovering[] = [];
-    try {
-      replicas.push(await startReplica("deno", redis), await startReplica("bun", redis));
-      const ports = replicas.map((r) => r.port);
-      for (let i = 0; i < 20; i++) {
-        const c = new Recovering(["h:0"]);
-        clients.push(c);
-        await connectRetrying(c, ports, i % 2);
-      }
+  () =>
+    onTwoReplicas({}, async (r) => {
+      const { redis, replicas } = r;
+      const clients = await members(r, 20, "h:0");
       const stored: number[] = [];
       let publishing = true;
       const publisher = (async () => {
@@ -367,23 +377,16 @@ test(
           `${stored.length} stored; ${repaired}/20 clients whole without a reconnect, ` +
           `${20 - repaired} closed with 4004; 0 gaps, 0 duplicates`,
       );
-    } finally {
-      for (const c of clients) c.shut();
-      for (const r of replicas) await r.stop();
-      await redis.stop();
-    }
-  },
+    }),
   { if: isDeno && hasRedis, timeout: 60_000 },
 );
 
 test(
   "History on Redis: a slow client closed with 4000 reconnects to the other replica, recovers, and misses nothing",
-  async () => {
-    const redis = await startRedis();
-    const replicas: Replica[] = [];
-    const slow = new Recovering(["h:0"]);
-    try {
-      replicas.push(await startReplica("deno", redis), await startReplica("bun", redis));
+  () =>
+    onTwoReplicas({}, async ({ replicas, clients }) => {
+      const slow = new Recovering(["h:0"]);
+      clients.push(slow);
       // On the Deno replica (Bun ends a slow client without a close frame: the client sees 1006).
       await slow.connect(replicas[0].port);
       // Stop reading (real TCP backpressure) while 64 KiB messages pile up for it.
@@ -411,82 +414,75 @@ test(
         `[history slow client] closed with 4000 at offset ${before} of ${last}; ` +
           `recovered ${last - before} on the other replica: 0 gaps, 0 duplicates`,
       );
-    } finally {
-      slow.shut();
-      for (const r of replicas) await r.stop();
-      await redis.stop();
-    }
-  },
+    }),
   { if: isDeno && hasRedis, timeout: 60_000 },
 );
 
 test(
   "History on Redis: away longer than the history holds (by count, by age) gets recovered: false; a malformed recover gets INVALID_INPUT and the connection stays open",
-  async () => {
-    const redis = await startRedis();
-    const replicas: Replica[] = [];
-    const sockets: WebSocket[] = [];
-    try {
-      const env = { HISTORY_MAX_MESSAGES: "20", HISTORY_MAX_AGE_MS: "3000" };
-      replicas.push(await startReplica("deno", redis, env), await startReplica("bun", redis, env));
-      // A raw socket and its messages in order.
-      const open = async (port: number) => {
-        const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
-        sockets.push(ws);
-        const got: { type: string; data: Record<string, unknown> }[] = [];
-        const waiters: (() => void)[] = [];
-        ws.on("message", (raw: Uint8Array) => {
-          got.push(JSON.parse(new TextDecoder().decode(raw)));
-          for (const w of waiters.splice(0)) w();
-        });
-        const next = async (type: string) => {
-          for (;;) {
-            const k = got.findIndex((x) => x.type === type);
-            if (k !== -1) return got.splice(k, 1)[0].data;
-            await new Promise<void>((r) => waiters.push(r));
+  () =>
+    onTwoReplicas(
+      { env: { HISTORY_MAX_MESSAGES: "20", HISTORY_MAX_AGE_MS: "3000" } },
+      async ({ replicas }) => {
+        const sockets: WebSocket[] = [];
+        try {
+          // A raw socket and its messages in order.
+          const open = async (port: number) => {
+            const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+            sockets.push(ws);
+            const got: { type: string; data: Record<string, unknown> }[] = [];
+            const waiters: (() => void)[] = [];
+            ws.on("message", (raw: Uint8Array) => {
+              got.push(JSON.parse(new TextDecoder().decode(raw)));
+              for (const w of waiters.splice(0)) w();
+            });
+            const next = async (type: string) => {
+              for (;;) {
+                const k = got.findIndex((x) => x.type === type);
+                if (k !== -1) return got.splice(k, 1)[0].data;
+                await new Promise<void>((r) => waiters.push(r));
+              }
+            };
+            await next("connection.established");
+            return { ws, next };
+          };
+          const recoverOn = async (port: number, recover: unknown) => {
+            const c = await open(port);
+            c.ws.send(JSON.stringify({ type: "subscribe", room: "h:0", recover }));
+            return c;
+          };
+          // By count: 25 messages after the position, 20 kept.
+          const first = await replicas[0].publish("h:0", 0);
+          for (let n = 1; n <= 25; n++) await replicas[n % 2].publish("h:0", n);
+          for (const r of replicas) {
+            const c = await recoverOn(r.port, { epoch: first!.epoch, offset: first!.offset });
+            assert.equal((await c.next("subscribed")).recovered, false, "by count");
           }
-        };
-        await next("connection.established");
-        return { ws, next };
-      };
-      const recoverOn = async (port: number, recover: unknown) => {
-        const c = await open(port);
-        c.ws.send(JSON.stringify({ type: "subscribe", room: "h:0", recover }));
-        return c;
-      };
-      // By count: 25 messages after the position, 20 kept.
-      const first = await replicas[0].publish("h:0", 0);
-      for (let n = 1; n <= 25; n++) await replicas[n % 2].publish("h:0", n);
-      for (const r of replicas) {
-        const c = await recoverOn(r.port, { epoch: first!.epoch, offset: first!.offset });
-        assert.equal((await c.next("subscribed")).recovered, false, "by count");
-      }
-      // By age (3 s): 26 ages out while 27 and 28 are kept (an idle stream would expire whole,
-      // a new epoch, so 27 keeps it alive).
-      const at = await replicas[0].publish("h:0", 26);
-      await delay(2000);
-      await replicas[1].publish("h:0", 27);
-      await delay(1200);
-      await replicas[0].publish("h:0", 28); // trims 26 (3.2 s old)
-      for (const r of replicas) {
-        const c = await recoverOn(r.port, { epoch: at!.epoch, offset: at!.offset - 1 });
-        assert.equal((await c.next("subscribed")).recovered, false, "by age");
-        const ok = await recoverOn(r.port, { epoch: at!.epoch, offset: at!.offset });
-        assert.equal((await ok.next("subscribed")).recovered, true, "a position still held");
-      }
-      // Malformed: INVALID_INPUT, and the connection answers a ping afterwards.
-      for (const r of replicas) {
-        const c = await recoverOn(r.port, { epoch: "", offset: -1 });
-        assert.equal((await c.next("error")).code, "INVALID_INPUT");
-        c.ws.send(JSON.stringify({ type: "ping" }));
-        await c.next("pong");
-        assert.equal(c.ws.readyState, WebSocket.OPEN);
-      }
-    } finally {
-      for (const ws of sockets) ws.terminate();
-      for (const r of replicas) await r.stop();
-      await redis.stop();
-    }
-  },
+          // By age (3 s): 26 ages out while 27 and 28 are kept (an idle stream would expire whole,
+          // a new epoch, so 27 keeps it alive).
+          const at = await replicas[0].publish("h:0", 26);
+          await delay(2000);
+          await replicas[1].publish("h:0", 27);
+          await delay(1200);
+          await replicas[0].publish("h:0", 28); // trims 26 (3.2 s old)
+          for (const r of replicas) {
+            const c = await recoverOn(r.port, { epoch: at!.epoch, offset: at!.offset - 1 });
+            assert.equal((await c.next("subscribed")).recovered, false, "by age");
+            const ok = await recoverOn(r.port, { epoch: at!.epoch, offset: at!.offset });
+            assert.equal((await ok.next("subscribed")).recovered, true, "a position still held");
+          }
+          // Malformed: INVALID_INPUT, and the connection answers a ping afterwards.
+          for (const r of replicas) {
+            const c = await recoverOn(r.port, { epoch: "", offset: -1 });
+            assert.equal((await c.next("error")).code, "INVALID_INPUT");
+            c.ws.send(JSON.stringify({ type: "ping" }));
+            await c.next("pong");
+            assert.equal(c.ws.readyState, WebSocket.OPEN);
+          }
+        } finally {
+          for (const ws of sockets) ws.terminate();
+        }
+      },
+    ),
   { if: isDeno && hasRedis, timeout: 60_000 },
 );

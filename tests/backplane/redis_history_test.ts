@@ -6,14 +6,8 @@ import { createClient } from "redis";
 import type { HistoryAppended, HistoryPolicy } from "../../mod.ts";
 import { RedisHistoryStore, redisHistoryStore } from "../../src/backplane/redis.ts";
 import { test, until } from "../_harness.ts";
-import {
-  hasRedis,
-  inCI,
-  redisCommand,
-  type RedisServer,
-  startRedis,
-  warnNoRedis,
-} from "../_redis.ts";
+import { hasRedis, redisCommand, type RedisServer, requireRedis, startRedis } from "../_redis.ts";
+import { connected, release } from "../_redis_client.ts";
 import {
   AWKWARD_ROOMS,
   headOf,
@@ -21,34 +15,7 @@ import {
   type Listener,
 } from "../contract/history_store_contract.ts";
 
-if (!hasRedis && inCI) {
-  test("redis-server is installed (required when CI=true)", () => {
-    throw new Error(
-      "redis-server is missing: .ci/run must install it (apt-get install redis-server)",
-    );
-  });
-}
-warnNoRedis("Redis history store tests (tests/backplane/redis_history_test.ts)");
-
-/** A node-redis client as the docs advise: no offline queue (and quick reconnects). */
-function newClient(url: string) {
-  return createClient({ url, disableOfflineQueue: true, socket: { reconnectStrategy: () => 50 } });
-}
-type Client = ReturnType<typeof newClient>;
-
-async function connected(url: string): Promise<Client> {
-  const client = newClient(url);
-  client.on("error", () => {});
-  await client.connect();
-  return client;
-}
-
-async function release(...clients: Client[]): Promise<void> {
-  for (const c of clients) {
-    if (c.isReady) await c.close().catch(() => {});
-    else if (c.isOpen) c.destroy();
-  }
-}
+requireRedis("Redis history store tests (tests/backplane/redis_history_test.ts)");
 
 async function listen(url: string, channel: string): Promise<Listener> {
   const sub = await connected(url);

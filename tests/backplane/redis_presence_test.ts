@@ -9,44 +9,11 @@ import { Hub, MemoryBus, type PresenceEntry, type PresenceExpired } from "../../
 import { RedisPresenceStore, redisPresenceStore } from "../../src/backplane/redis.ts";
 import { connectMemory, ManualClock, type MemoryClient } from "../../src/testing/mod.ts";
 import { delay, test, until } from "../_harness.ts";
-import {
-  hasRedis,
-  inCI,
-  redisCommand,
-  type RedisServer,
-  startRedis,
-  warnNoRedis,
-} from "../_redis.ts";
+import { hasRedis, redisCommand, type RedisServer, requireRedis, startRedis } from "../_redis.ts";
+import { type Client, connected, release } from "../_redis_client.ts";
 import { presenceStoreContract } from "../contract/presence_store_contract.ts";
 
-if (!hasRedis && inCI) {
-  test("redis-server is installed (required when CI=true)", () => {
-    throw new Error(
-      "redis-server is missing: .ci/run must install it (apt-get install redis-server)",
-    );
-  });
-}
-warnNoRedis("Redis presence store tests (tests/backplane/redis_presence_test.ts)");
-
-/** A node-redis client as the docs advise: no offline queue (and quick reconnects). */
-function newClient(url: string) {
-  return createClient({ url, disableOfflineQueue: true, socket: { reconnectStrategy: () => 50 } });
-}
-type Client = ReturnType<typeof newClient>;
-
-async function connected(url: string): Promise<Client> {
-  const client = newClient(url);
-  client.on("error", () => {});
-  await client.connect();
-  return client;
-}
-
-async function release(...clients: Client[]): Promise<void> {
-  for (const c of clients) {
-    if (c.isReady) await c.close().catch(() => {});
-    else if (c.isOpen) c.destroy();
-  }
-}
+requireRedis("Redis presence store tests (tests/backplane/redis_presence_test.ts)");
 
 presenceStoreContract(
   "RedisPresenceStore",

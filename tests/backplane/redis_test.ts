@@ -14,23 +14,15 @@ import { connectMemory } from "../../src/testing/mod.ts";
 import { test, until } from "../_harness.ts";
 import {
   hasRedis,
-  inCI,
   numsub,
   redisCommand,
   type RedisServer,
+  requireRedis,
   startRedis,
-  warnNoRedis,
 } from "../_redis.ts";
 import { backplaneContract, type BusFixture } from "../contract/backplane_contract.ts";
 
-if (!hasRedis && inCI) {
-  test("redis-server is installed (required when CI=true)", () => {
-    throw new Error(
-      "redis-server is missing: .ci/run must install it (apt-get install redis-server)",
-    );
-  });
-}
-warnNoRedis("Redis backplane tests (tests/backplane/redis_test.ts)");
+requireRedis("Redis backplane tests (tests/backplane/redis_test.ts)");
 
 async function redisBus(): Promise<BusFixture> {
   const server = await startRedis();
