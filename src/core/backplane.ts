@@ -76,7 +76,11 @@ export interface BackplaneStats {
   readonly channels: number;
 }
 
-/** The wire format of one message on the bus (format version 1). */
+/**
+ * The wire format of one message on the bus, format 1: one JSON object. Hubs read it always and
+ * publish it for history entries and control commands (and for everything with
+ * `backplaneFormat: 1`); a plain emit goes out in format 2 (see {@linkcode BackplaneHeader}).
+ */
 export interface BackplaneEnvelope {
   /** Format version: 1. */
   v: 1;
@@ -102,6 +106,35 @@ export interface BackplaneEnvelope {
    * `{op: "join" | "leave", room}` or `{op: "disconnect", code, reason}`.
    */
   k?: { op: "join" | "leave"; room: string } | { op: "disconnect"; code: number; reason: string };
+}
+
+/**
+ * The wire format of one emit on the bus, format 2: this header as one line of JSON, a newline
+ * (`"\n"`), then the frame exactly as the hub encoded it (base64 when `b` is 1), so the frame is
+ * neither escaped nor parsed on the way. With a `backplaneSecret` the whole text (header,
+ * newline and frame) is signed like a format-1 envelope: `<43-char base64url MAC>.<text>`.
+ *
+ * @example The payload of `hub.emit("chat", { text: "hi" }, { rooms: "lobby" })`
+ * ```text
+ * {"v":2,"o":"<node id>","t":{"r":["lobby"]}}
+ * {"type":"chat","data":{"text":"hi"},"timestamp":1764633600000}
+ * ```
+ */
+export interface BackplaneHeader {
+  /** Format version: 2. */
+  v: 2;
+  /** Origin hub's node id. */
+  o: string;
+  /**
+   * Message id, present when one emit is published to several channels (a replica that
+   * subscribes to more than one of them de-duplicates by it). A message on one channel
+   * reaches each replica once and carries none.
+   */
+  i?: string;
+  /** Target: rooms, users, clients, except (client ids), all. */
+  t: { r?: string[]; u?: string[]; c?: string[]; x?: string[]; a?: 1 };
+  /** 1 when the frame after the newline is base64 of a binary frame. */
+  b?: 1;
 }
 
 /** The in-process bus behind {@linkcode MemoryBackplane}: hubs sharing one bus act as one. */

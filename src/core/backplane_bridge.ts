@@ -4,7 +4,13 @@
 // Every envelope from the bus is input: each field is validated, one bad envelope costs exactly
 // itself, and with a shared secret only signed envelopes are accepted.
 import type { Target } from "../protocol/target.ts";
-import type { Backplane, BackplaneEnvelope, BackplaneHealth, BackplaneStats } from "./backplane.ts";
+import type {
+  Backplane,
+  BackplaneEnvelope,
+  BackplaneHeader,
+  BackplaneHealth,
+  BackplaneStats,
+} from "./backplane.ts";
 import { exceptIds, fanout, names } from "./fanout.ts";
 import type { Hooks } from "./hooks.ts";
 import type { ChannelKind, Registry } from "./registry.ts";
@@ -24,6 +30,8 @@ export interface BridgeOptions {
   prefix: string;
   /** Shared secret for signed envelopes, if any. */
   secret: string | undefined;
+  /** The format plain emits are published in (both are always read). */
+  format: 1 | 2 | undefined;
   registry: Registry;
   hooks: Hooks;
 }
@@ -34,6 +42,9 @@ export class BackplaneBridge {
   readonly #bp: Backplane | undefined;
   readonly #prefix: string;
   readonly #signer: Hmac | undefined;
+  readonly #format: 1 | 2;
+  /** The start of a format-2 header for one room: `{"v":2,"o":"<node id>","t":{"r":[`. */
+  readonly #roomHead: string;
   readonly #registry: Registry;
   readonly #hooks: Hooks;
   #health: BackplaneHealth = { ok: true };
@@ -55,6 +66,12 @@ export class BackplaneBridge {
     this.#prefix = options.prefix;
     this.#registry = options.registry;
     this.#hooks = options.hooks;
+    const format = options.format === undefined ? 2 : options.format;
+    if (format !== 1 && format !== 2) {
+      throw new TypeError("Cannot create hub: backplaneFormat must be 1 or 2");
+    }
+    this.#format = format;
+    this.#roomHead = '{"v":2,"o":' + JSON.stringify(this.nodeId) + ',"t":{"r":[';
     const secret = options.secret;
     if (secret !== undefined) {
       if (typeof secret !== "string" || secret.length < 16) {
@@ -113,21 +130,47 @@ export class BackplaneBridge {
 
   /** Publish `frame` for `target` to every channel the target names. */
   publish(frame: Frame, target: Target | undefined): void {
-    const bp = this.#bp;
-    if (bp === undefined) return;
-    const { t, channels } = this.#route(target);
-    const envelope: BackplaneEnvelope = typeof frame === "string"
-      ? { v: 1, o: this.nodeId, i: crypto.randomUUID(), t, f: frame }
-      : { v: 1, o: this.nodeId, i: crypto.randomUUID(), t, f: toBase64(frame), b: 1 };
-    const json = JSON.stringify(envelope);
-    // Signed: "<43-char base64url MAC>.<json>"; an unsigned hub's JSON.parse refuses it.
-    const payload = this.#signer === undefined ? json : this.#signer.signText(json) + "." + json;
-    for (const channel of channels) {
-      this.#counts.published++;
-      bp.publish(channel, payload).catch(() => {
-        this.#counts.publishFailed++;
-      });
+    if (this.#bp === undefined) return;
+    // One room, nobody excepted (the common case): one channel, a header of fixed shape.
+    const room = target?.rooms;
+    if (
+      this.#format === 2 && typeof room === "string" && typeof frame === "string" &&
+      target!.users === undefined && target!.clients === undefined && target!.except === undefined
+    ) {
+      const text = this.#roomHead + JSON.stringify(room) + "]}}\n" + frame;
+      this.#send(this.channel("room", room), this.#sign(text));
+      return;
     }
+    const { t, channels } = this.#route(target);
+    const binary = typeof frame !== "string";
+    let text: string;
+    if (this.#format === 2) {
+      const head: BackplaneHeader = { v: 2, o: this.nodeId, t };
+      // Only a message on several channels can reach a replica twice.
+      if (channels.length > 1) head.i = crypto.randomUUID();
+      if (binary) head.b = 1;
+      text = JSON.stringify(head) + "\n" + (binary ? toBase64(frame) : frame);
+    } else {
+      const envelope: BackplaneEnvelope = binary
+        ? { v: 1, o: this.nodeId, i: crypto.randomUUID(), t, f: toBase64(frame), b: 1 }
+        : { v: 1, o: this.nodeId, i: crypto.randomUUID(), t, f: frame };
+      text = JSON.stringify(envelope);
+    }
+    const payload = this.#sign(text);
+    for (const channel of channels) this.#send(channel, payload);
+  }
+
+  /** With a secret, `"<43-char base64url MAC>.<text>"` (an unsigned hub refuses it). */
+  #sign(text: string): string {
+    return this.#signer === undefined ? text : this.#signer.signText(text) + "." + text;
+  }
+
+  /** Publish one payload, counted. */
+  #send(channel: string, payload: string): void {
+    this.#counts.published++;
+    this.#bp!.publish(channel, payload).catch(() => {
+      this.#counts.publishFailed++;
+    });
   }
 
   /** A target's envelope field and bus channels (`all` when it names nobody in particular). */
@@ -172,10 +215,10 @@ export class BackplaneBridge {
     const t: BackplaneEnvelope["t"] = { r: [room] };
     if (except !== undefined && except.length > 0) t.x = [...except];
     const json = JSON.stringify({ v: 1, o: this.nodeId, i: crypto.randomUUID(), t, f: head });
-    const prefix = json.slice(0, -1) + ',"n":';
-    const payload = this.#signer === undefined ? prefix : this.#signer.signText(prefix) + "." +
-      prefix;
-    return { channel: this.channel("room", room), payload };
+    return {
+      channel: this.channel("room", room),
+      payload: this.#sign(json.slice(0, -1) + ',"n":'),
+    };
   }
 
   /** Publish a history entry whose store does not publish (see {@linkcode historyMessage}). */
@@ -183,13 +226,11 @@ export class BackplaneBridge {
     message: { channel: string; payload: string },
     entry: { readonly offset: number; readonly epoch: string },
   ): void {
-    const bp = this.#bp;
-    if (bp === undefined) return;
-    this.#counts.published++;
-    const payload = message.payload + entry.offset + ',"e":' + JSON.stringify(entry.epoch) + "}";
-    bp.publish(message.channel, payload).catch(() => {
-      this.#counts.publishFailed++;
-    });
+    if (this.#bp === undefined) return;
+    this.#send(
+      message.channel,
+      message.payload + entry.offset + ',"e":' + JSON.stringify(entry.epoch) + "}",
+    );
   }
 
   /**
@@ -197,18 +238,13 @@ export class BackplaneBridge {
    * users and clients): each carries it out on its own connections (see `control.ts`).
    */
   publishControl(target: Target, command: ControlCommand): void {
-    const bp = this.#bp;
-    if (bp === undefined) return;
+    if (this.#bp === undefined) return;
     const { t, channels } = this.#route(target);
     if (t.a === 1) return; // control always names someone
-    const json = JSON.stringify({ v: 1, o: this.nodeId, i: crypto.randomUUID(), t, k: command });
-    const payload = this.#signer === undefined ? json : this.#signer.signText(json) + "." + json;
-    for (const channel of channels) {
-      this.#counts.published++;
-      bp.publish(channel, payload).catch(() => {
-        this.#counts.publishFailed++;
-      });
-    }
+    const payload = this.#sign(
+      JSON.stringify({ v: 1, o: this.nodeId, i: crypto.randomUUID(), t, k: command }),
+    );
+    for (const channel of channels) this.#send(channel, payload);
   }
 
   /** Stop: close the backplane (after it started). */
@@ -262,16 +298,49 @@ export class BackplaneBridge {
     | { frame: Frame; target: Target; entry?: HistoryAppended; command?: ControlCommand }
     | undefined {
     if (typeof payload !== "string") return this.#malformed();
-    let json = payload;
+    let text = payload;
     if (this.#signer !== undefined) {
-      const dot = payload.indexOf(".");
-      if (dot !== 43) return this.#malformed();
-      json = payload.slice(44);
+      if (payload.indexOf(".") !== 43) return this.#malformed();
+      text = payload.slice(44);
+    }
+    // Format 2 is a header line and the frame; format 1 (one JSON object) has no raw newline.
+    const nl = text.indexOf("\n");
+    if (this.#signer !== undefined) {
       // A history entry's MAC covers it up to its offset (the store adds offset and epoch).
-      const n = json.lastIndexOf(',"n":');
-      const signed = n === -1 ? json : json.slice(0, n + 5);
+      const n = nl === -1 ? text.lastIndexOf(',"n":') : -1;
+      const signed = n === -1 ? text : text.slice(0, n + 5);
       if (!this.#signer.verifyText(signed, payload.slice(0, 43))) return this.#malformed();
     }
+    return nl === -1 ? this.#openV1(text) : this.#openV2(text, nl);
+  }
+
+  /** A format-2 payload: the header line, then the frame as encoded. */
+  #openV2(text: string, nl: number): { frame: Frame; target: Target } | undefined {
+    let head: unknown;
+    try {
+      head = JSON.parse(text.slice(0, nl));
+    } catch {
+      return this.#malformed();
+    }
+    if (!isHeader(head)) return this.#malformed();
+    if (head.o === this.nodeId) return undefined;
+    let frame: Frame = text.slice(nl + 1);
+    if (head.b === 1) {
+      const bytes = fromBase64(frame);
+      if (bytes === undefined) return this.#malformed();
+      frame = bytes;
+    }
+    if (head.i !== undefined && this.#duplicate(head.i)) return undefined;
+    this.#counts.received++;
+    return { frame, target: targetOf(head.t) };
+  }
+
+  /** A format-1 payload: one JSON envelope (a frame, a history entry or a control command). */
+  #openV1(
+    json: string,
+  ):
+    | { frame: Frame; target: Target; entry?: HistoryAppended; command?: ControlCommand }
+    | undefined {
     let env: unknown;
     try {
       env = JSON.parse(json);
@@ -293,16 +362,7 @@ export class BackplaneBridge {
       if (bytes === undefined) return this.#malformed();
       frame = bytes;
     } else frame = env.f!;
-    if (this.#seen.has(env.i) || this.#seenOld.has(env.i)) {
-      this.#counts.duplicates++;
-      return undefined;
-    }
-    // Two generations of ids: bounded memory, and a copy arriving soon after is still caught.
-    this.#seen.add(env.i);
-    if (this.#seen.size >= 10_000) {
-      this.#seenOld = this.#seen;
-      this.#seen = new Set();
-    }
+    if (this.#duplicate(env.i)) return undefined;
     this.#counts.received++;
     const t = env.t;
     if (env.n !== undefined) {
@@ -313,9 +373,23 @@ export class BackplaneBridge {
         : { offset: env.n, epoch: env.e!, frame: full, at: 0, except: t.x };
       return { frame: full, target: { rooms: t.r![0] }, entry };
     }
-    const target: Target = t.a === 1 ? {} : { rooms: t.r, users: t.u, clients: t.c };
-    if (t.x !== undefined) target.except = t.x;
+    const target = targetOf(t);
     return command === undefined ? { frame, target } : { frame, target, command };
+  }
+
+  /** Whether message id `i` was seen already (counted); else remember it. */
+  #duplicate(i: string): boolean {
+    if (this.#seen.has(i) || this.#seenOld.has(i)) {
+      this.#counts.duplicates++;
+      return true;
+    }
+    // Two generations of ids: bounded memory, and a copy arriving soon after is still caught.
+    this.#seen.add(i);
+    if (this.#seen.size >= 10_000) {
+      this.#seenOld = this.#seen;
+      this.#seen = new Set();
+    }
+    return false;
   }
 
   #malformed(): undefined {
@@ -332,27 +406,63 @@ function isId(v: unknown): v is string {
   return typeof v === "string" && v.length > 0 && v.length <= MAX_ENVELOPE_ID;
 }
 
+/** The local target of an envelope's `t` (one room as a name: fanout's fast path). */
+function targetOf(t: BackplaneEnvelope["t"]): Target {
+  if (t.a === 1) return t.x === undefined ? {} : { except: t.x };
+  const target: Target = t.r !== undefined && t.r.length === 1 && t.u === undefined &&
+      t.c === undefined
+    ? { rooms: t.r[0] }
+    : { rooms: t.r, users: t.u, clients: t.c };
+  if (t.x !== undefined) target.except = t.x;
+  return target;
+}
+
+/** Whether `t` is a well-formed target field (each list of strings; `a` only as 1). */
+function isTargetField(t: unknown): t is Record<string, unknown> {
+  if (typeof t !== "object" || t === null || Array.isArray(t)) return false;
+  const f = t as Record<string, unknown>;
+  if (f.a !== undefined && f.a !== 1) return false;
+  for (const k of ["r", "u", "c", "x"]) {
+    if (f[k] !== undefined && !isStringArray(f[k])) return false;
+  }
+  return true;
+}
+
+/** Whether target field `t` names someone (or everyone). */
+function namesSomeone(t: Record<string, unknown>): boolean {
+  return t.a === 1 || t.r !== undefined || t.u !== undefined || t.c !== undefined;
+}
+
+/** A format-2 header, every field checked (only these fields, so nothing else is assumed). */
+function isHeader(h: unknown): h is BackplaneHeader {
+  if (typeof h !== "object" || h === null || Array.isArray(h)) return false;
+  const head = h as Record<string, unknown>;
+  if (head.v !== 2 || !isId(head.o)) return false;
+  if (head.i !== undefined && !isId(head.i)) return false;
+  if (head.b !== undefined && head.b !== 1) return false;
+  for (const k in head) {
+    if (k !== "v" && k !== "o" && k !== "i" && k !== "t" && k !== "b") return false;
+  }
+  return isTargetField(head.t) && namesSomeone(head.t);
+}
+
 /** Every field checked before any is used (the bus is input like any other). */
 function isEnvelope(e: unknown): e is BackplaneEnvelope {
   if (typeof e !== "object" || e === null || Array.isArray(e)) return false;
   const env = e as Record<string, unknown>;
   if (env.v !== 1 || !isId(env.o) || !isId(env.i)) return false;
-  const t = env.t as Record<string, unknown> | null;
-  if (typeof t !== "object" || t === null || Array.isArray(t)) return false;
+  const t = env.t;
+  if (!isTargetField(t)) return false;
   if (env.k !== undefined) {
     // A control command (checked by parseControl): no frame, and it names someone.
     if (env.f !== undefined || env.b !== undefined || env.n !== undefined) return false;
     if (t.a !== undefined) return false;
   } else if (typeof env.f !== "string" || (env.b !== undefined && env.b !== 1)) return false;
-  if (t.a !== undefined && t.a !== 1) return false;
-  for (const k of ["r", "u", "c", "x"]) {
-    if (t[k] !== undefined && !isStringArray(t[k])) return false;
-  }
   if (env.n !== undefined || env.e !== undefined) {
     // A history entry: one room, a positive offset, an epoch, a text frame.
     return Number.isSafeInteger(env.n) && (env.n as number) > 0 && isId(env.e) &&
       env.b === undefined && t.a === undefined && t.u === undefined && t.c === undefined &&
       Array.isArray(t.r) && t.r.length === 1;
   }
-  return t.a === 1 || t.r !== undefined || t.u !== undefined || t.c !== undefined;
+  return namesSomeone(t);
 }

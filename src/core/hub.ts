@@ -138,6 +138,7 @@ export class Hub<Msg extends InboundMessage = InboundMessage> {
       backplane: options.backplane,
       prefix: options.channelPrefix ?? "hubbub:",
       secret: options.backplaneSecret,
+      format: options.backplaneFormat,
       registry,
       hooks,
     });

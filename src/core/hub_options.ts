@@ -327,6 +327,15 @@ export interface HubOptions<Msg extends InboundMessage = InboundMessage> {
    */
   backplaneSecret?: string;
   /**
+   * The bus format this hub publishes emits in. Format 2 (a header line, then the frame as
+   * encoded; see `BackplaneHeader`) costs no escaping and no parse of the frame; format 1
+   * wraps the frame in one JSON envelope (`BackplaneEnvelope`). Every hub reads both. Pass 1
+   * during a rolling deploy from a version that reads only format 1, until every replica runs
+   * this one.
+   * @default {2}
+   */
+  backplaneFormat?: 1 | 2;
+  /**
    * Which rooms keep a history, and how much: return bounds for a room that does
    * (`{ maxMessages, maxAgeMs }`, defaults 100 and 10 minutes), or `undefined`.
    * Messages to such a room carry `room` and `offset`; a client that reconnects
