@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { type BackplaneEnvelope, ErrorCode, Hub, type HubEvent, MemoryBus } from "../../mod.ts";
 import { connectMemory, ManualClock, type UpgradeRefusedError } from "../../src/testing/mod.ts";
 import { Hmac } from "../../src/core/_hmac.ts";
+import { createHmac } from "node:crypto";
 import { test, until } from "../_harness.ts";
 
 const statusOf = (p: Promise<unknown>) =>
@@ -152,6 +153,40 @@ test("Hmac matches the RFC 4231 test vectors", () => {
   assert.equal(
     hex(new Hmac(big).sign("Test Using Larger Than Block-Size Key - Hash Key First")),
     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+  );
+});
+
+test("Hmac.signText agrees with node:crypto on every length around the block and padding edges, UTF-8 and lone surrogates included", () => {
+  const keys = [
+    "a-shared-secret-of-32-characters",
+    "k".repeat(64),
+    "long key ".repeat(20),
+    "ключ🔑",
+  ];
+  const pieces = ["a", "é", "€", "😀", "\ud800", "\udc00x", '"', "\n"];
+  let checked = 0;
+  for (const key of keys) {
+    const mine = new Hmac(key);
+    for (let n = 0; n <= 300; n++) {
+      let s = "";
+      for (let i = 0; s.length < n; i++) s += n % 3 === 0 ? "x" : pieces[(n + i) % pieces.length];
+      // Node encodes a lone surrogate as U+FFFD, as TextEncoder does.
+      const want = createHmac("sha256", key).update(s, "utf8").digest("base64url");
+      assert.equal(mine.signText(s), want, `key ${key.length}, message ${JSON.stringify(s)}`);
+      assert.ok(mine.verifyText(s, want));
+      checked++;
+    }
+    const bytes = new Uint8Array(200).map((_, i) => (i * 37) & 255);
+    assert.deepEqual(
+      [...mine.sign(bytes)],
+      [...createHmac("sha256", key).update(bytes).digest()],
+    );
+  }
+  assert.equal(checked, keys.length * 301);
+  const big = "x".repeat(5000); // longer than the signer's first scratch buffer
+  assert.equal(
+    new Hmac(keys[0]).signText(big),
+    createHmac("sha256", keys[0]).update(big).digest("base64url"),
   );
 });
 
