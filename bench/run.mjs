@@ -1283,6 +1283,8 @@ function crossLegend() {
     `- bridge-bun-redis: a hand-written bridge: the corked Bun queues of bun-corked fed by a node-redis`,
     `  subscriber, one PUBLISH per message and room (bench/servers/bridge_bun_redis.ts).`,
     `- hubbub-bun-local: the same server without Redis: one hub, publisher and listeners on it.`,
+    `- hubbub-bun-redis-signed: hubbub-bun-redis with a backplaneSecret: every payload signed on A and`,
+    `  checked on B (HMAC-SHA256). hubbub-bun-redis-format1 (extra, A/B only): bus format 1 envelopes.`,
     `- "other CPU %" is everything but the server and the load client, Redis included; Redis targets are`,
     `  never re-measured for it (the fan-out table re-measures windows above ${NOISE_PCT} %).`,
     `- History: the same server with BENCH_HISTORY=1, the room keeping a history (maxMessages 1000):`,

@@ -57,6 +57,8 @@ export const crossTargets = [
   { name: "hubbub-bun-local", runtime: "bun", suite: "cross", command: CROSS_BUN },
   // A/B only (--only=hubbub-bun-redis-single --exact): one Redis message per payload, as before batching.
   { name: "hubbub-bun-redis-single", runtime: "bun", suite: "cross", extra: true, redis: true, env: { BENCH_COALESCE: "0" }, command: CROSS_BUN },
+  { name: "hubbub-bun-redis-signed", runtime: "bun", suite: "cross", redis: true, env: { BENCH_SECRET: "1" }, command: CROSS_BUN },
+  { name: "hubbub-bun-redis-format1", runtime: "bun", suite: "cross", extra: true, redis: true, env: { BENCH_FORMAT: "1" }, command: CROSS_BUN },
   { name: "hubbub-bun-history", runtime: "bun", suite: "history", env: { BENCH_HISTORY: "1" }, command: CROSS_BUN },
   { name: "hubbub-deno-local", runtime: "deno", suite: "history", command: CROSS_DENO },
   { name: "hubbub-deno-history", runtime: "deno", suite: "history", env: { BENCH_HISTORY: "1" }, command: CROSS_DENO },

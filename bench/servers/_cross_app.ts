@@ -9,6 +9,8 @@
 //   BENCH_HISTORY=1  the rooms keep a history (maxMessages 1000); with REDIS_URL in a
 //                  RedisHistoryStore shared by both hubs, else the hub's memory store.
 //   BENCH_COALESCE=0  the backplanes publish one Redis message per payload (for A/B runs).
+//   BENCH_SECRET=1  the hubs sign what they publish (backplaneSecret) and check what they get.
+//   BENCH_FORMAT=1  the hubs publish bus format 1 (backplaneFormat: 1, for A/B runs).
 // Listeners are put in their room on connect, except those connecting with `?join=no` (the
 // recovery client's), which subscribe themselves (every room may be joined).
 import { createClient } from "redis";
@@ -60,6 +62,10 @@ export async function crossApp(): Promise<CrossApp> {
         }
         : {}),
       ...(history ? { history: () => ({ maxMessages: 1000 }), historyStore } : {}),
+      ...(env("BENCH_SECRET") === "1"
+        ? { backplaneSecret: "a-bench-secret-of-32-characters!" }
+        : {}),
+      ...(env("BENCH_FORMAT") === "1" ? { backplaneFormat: 1 as const } : {}),
       canJoin: () => true,
       onConnect: (conn) => {
         const u = conn.request.url;
