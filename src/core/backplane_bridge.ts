@@ -23,6 +23,12 @@ import { applyControl, type ControlCommand, parseControl } from "./control.ts";
 /** Longest id (node id, envelope id) accepted in an envelope. */
 const MAX_ENVELOPE_ID = 128;
 
+/**
+ * The unsigned tail of a signed history entry, after `"n":`: its offset and epoch, exactly as a
+ * store writes them (an epoch of printable ASCII without quotes or backslashes), and the end.
+ */
+const ENTRY_TAIL = /^[1-9][0-9]{0,15},"e":"[!#-[\]-~]{1,128}"\}$/;
+
 /** What the bridge is made with. */
 export interface BridgeOptions {
   backplane: Backplane | undefined;
@@ -306,8 +312,10 @@ export class BackplaneBridge {
     // Format 2 is a header line and the frame; format 1 (one JSON object) has no raw newline.
     const nl = text.indexOf("\n");
     if (this.#signer !== undefined) {
-      // A history entry's MAC covers it up to its offset (the store adds offset and epoch).
+      // A history entry's MAC covers it up to its offset (the store adds offset and epoch),
+      // so what follows may be nothing else: a key repeated there would win in JSON.parse.
       const n = nl === -1 ? text.lastIndexOf(',"n":') : -1;
+      if (n !== -1 && !ENTRY_TAIL.test(text.slice(n + 5))) return this.#malformed();
       const signed = n === -1 ? text : text.slice(0, n + 5);
       if (!this.#signer.verifyText(signed, payload.slice(0, 43))) return this.#malformed();
     }

@@ -37,7 +37,11 @@ export interface HistoryEntry {
 
 /** A stream's position: its epoch and latest offset (0 when empty). */
 export interface HistoryPosition {
-  /** Changes whenever the stream is lost (a restart without the data): offsets restart. */
+  /**
+   * Changes whenever the stream is lost (a restart without the data): offsets restart. 1 to
+   * 128 characters of printable ASCII without a quote or a backslash (a UUID, say): on a
+   * signed bus a history entry with any other epoch is refused as malformed.
+   */
   readonly epoch: string;
   /** The latest offset; every later message has a greater one. */
   readonly offset: number;

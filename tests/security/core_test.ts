@@ -2,7 +2,14 @@
 // signed envelopes, the fan-out budget, pending bytes, bounded shutdown, refusal events.
 // In-memory transport and bus; runs on Deno and Bun.
 import assert from "node:assert/strict";
-import { type BackplaneEnvelope, ErrorCode, Hub, type HubEvent, MemoryBus } from "../../mod.ts";
+import {
+  type BackplaneEnvelope,
+  ErrorCode,
+  Hub,
+  type HubEvent,
+  MemoryBus,
+  MemoryHistoryStore,
+} from "../../mod.ts";
 import { connectMemory, ManualClock, type UpgradeRefusedError } from "../../src/testing/mod.ts";
 import { Hmac } from "../../src/core/_hmac.ts";
 import { createHmac } from "node:crypto";
@@ -136,6 +143,58 @@ test("With backplaneSecret, signed envelopes cross and unsigned or badly signed 
   assert.equal(b.backplaneStats().malformed, 3);
   await close();
   assert.throws(() => new Hub({ backplaneSecret: "short" }), TypeError);
+});
+
+test("With backplaneSecret, a signed history entry's unsigned tail carries only its offset and epoch: a frame, target or anything else appended to it is dropped", async () => {
+  const secret = "a-shared-secret-of-32-characters";
+  const bus = new MemoryBus();
+  const historyStore = new MemoryHistoryStore({ bus });
+  const opts = {
+    canJoin: () => true,
+    history: () => ({}),
+    historyStore,
+    backplaneSecret: secret,
+  };
+  const a = new Hub({ ...opts, backplane: bus.connect() });
+  const b = new Hub({ ...opts, backplane: bus.connect() });
+  await Promise.all([a.ready, b.ready]);
+  const member = await connectMemory(b);
+  member.send({ type: "subscribe", room: "r" });
+  await member.next("subscribed");
+  const tap = bus.connect();
+  const seen: string[] = [];
+  await tap.start((_c, p) => void seen.push(p), () => {});
+  await tap.subscribe("hubbub:room:r");
+  a.emit("real", 1, { rooms: "r" });
+  await member.next("real");
+  await until(() => seen.length === 1);
+  // A signed entry's MAC ends at its offset: the store appends offset and epoch after it.
+  const signed = seen[0];
+  const cut = signed.lastIndexOf(',"n":') + 5;
+  const epoch = JSON.stringify(JSON.parse(signed.slice(44)).e);
+  const head = JSON.stringify({ type: "forged", data: 0, timestamp: 1, room: "r" }).slice(0, -1) +
+    ',"offset":';
+  const forgeries = [
+    // A later key wins in JSON.parse: a fresh id passes de-duplication, a new "f" is the frame.
+    `2,"e":${epoch},"i":"fresh","f":${JSON.stringify(head)}}`,
+    `3,"e":${epoch},"f":${JSON.stringify(head)}}`,
+    `2,"e":${epoch},"t":{"r":["r"],"x":["someone"]}}`,
+    `2,"e":${epoch},"b":1}`,
+    `2,"e":${epoch},"k":{"op":"leave","room":"r"}}`,
+    `2,"e":${epoch}} `,
+    `2, "e":${epoch}}`,
+    `02,"e":${epoch}}`,
+  ].map((tail) => signed.slice(0, cut) + tail);
+  for (const f of forgeries) await tap.publish("hubbub:room:r", f);
+  a.emit("after", 2, { rooms: "r" });
+  // A forged entry taking offset 2 would push the real one out as already handed out.
+  await until(() => member.messages.some((m) => m.type === "after" || m.type === "forged"));
+  assert.equal(member.messages.filter((m) => m.type === "forged").length, 0, "a forgery got in");
+  await until(() => member.messages.some((m) => m.type === "after"));
+  assert.equal(b.backplaneStats().malformed, forgeries.length);
+  assert.equal(b.rooms().get("r"), 1, "no command was carried out");
+  await tap.close();
+  await Promise.all([a.close(), b.close()]);
 });
 
 test("Hmac matches the RFC 4231 test vectors", () => {
