@@ -1,9 +1,10 @@
 // A hub server on a chosen port (so a test can restart it on the same port), on the
-// current runtime: Deno.serve + createDenoHandler, or Bun.serve + createBunHandler.
+// current runtime: Deno.serve + createDenoHandler, Bun.serve + createBunHandler, or on Node
+// node:http + createNodeHandler (tests/node/_servers.ts, imported only there).
 import { Hub, type HubOptions } from "../../mod.ts";
 import { createDenoHandler } from "../../src/adapters/deno.ts";
 import { createBunHandler } from "../../src/adapters/bun.ts";
-import { isDeno } from "../_harness.ts";
+import { isDeno, isNode } from "../_harness.ts";
 import type { ServerHandle } from "../contract/transport_contract.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -19,7 +20,8 @@ export interface PortServer extends ServerHandle {
  * @param options Hub options.
  * @param port The port.
  */
-export function startOnPort(options: HubOptions, port = 0): PortServer {
+export async function startOnPort(options: HubOptions, port = 0): Promise<PortServer> {
+  if (isNode) return (await import("../node/_servers.ts")).startNode(options, port);
   const hub = new Hub(options);
   let actual: number;
   let stop: () => Promise<void>;

@@ -54,7 +54,7 @@ for (const [code, reason] of [[4004, "insufficient state"], [4000, "slow client"
   test(
     `HubClient on a real hub: closed with ${code}, it re-joins with recover and gets every message once, in order`,
     async () => {
-      const s = startOnPort(options);
+      const s = await startOnPort(options);
       const client = await connect<typeof contract>(s.url, { minDelayMs: 20, maxDelayMs: 50 });
       try {
         const got = collect(client, "h:a");
@@ -90,7 +90,7 @@ for (const [code, reason] of [[4004, "insufficient state"], [4000, "slow client"
 test(
   "HubClient on a real hub: away longer than the history holds, recovered is false and the position is the stream's head",
   async () => {
-    const s = startOnPort(options);
+    const s = await startOnPort(options);
     const client = await connect<typeof contract>(s.url, { minDelayMs: 20, maxDelayMs: 50 });
     try {
       const got = collect(client, "h:short");

@@ -8,7 +8,7 @@ import { type HubOptions, MemoryBus, MemoryPresenceStore } from "../../mod.ts";
 import { connect, type HubClient, type MemberList, RequestError } from "../../src/client/mod.ts";
 import { isBun, isDeno, test } from "../_harness.ts";
 
-/** startOnPort serves on Deno or Bun (the Node adapter has its own suite). */
+/** Registered on Deno and Bun (the Node adapter has its own suite). */
 const onDenoOrBun = { if: isDeno || isBun };
 import { startOnPort } from "./_servers.ts";
 
@@ -47,7 +47,7 @@ function until(list: MemberList, want: string[]): Promise<void> {
 test(
   "HubClient on a real hub: members() lists each user once with their tabs on every client, and presence() and presenceStats() agree",
   async () => {
-    const s = startOnPort(options);
+    const s = await startOnPort(options);
     const clients: HubClient[] = [];
     const as = async (user: string) => {
       const c = await connect(`${s.url}?user=${user}`, { minDelayMs: 20, maxDelayMs: 50 });
@@ -95,7 +95,7 @@ test(
 test(
   "HubClient on a real hub: members() reloads after the server closes the connection; who left meanwhile is gone, who came is there",
   async () => {
-    const s = startOnPort(options);
+    const s = await startOnPort(options);
     const clients: HubClient[] = [];
     const as = async (user: string) => {
       const c = await connect(`${s.url}?user=${user}`, { minDelayMs: 20, maxDelayMs: 50 });
@@ -139,8 +139,8 @@ test(
   async () => {
     const bus = new MemoryBus();
     const presenceStore = new MemoryPresenceStore();
-    const servers = [0, 1].map(() =>
-      startOnPort({ ...options, backplane: bus.connect(), presenceStore })
+    const servers = await Promise.all(
+      [0, 1].map(() => startOnPort({ ...options, backplane: bus.connect(), presenceStore })),
     );
     const clients: HubClient[] = [];
     const at = async (server: number, user: string) => {
