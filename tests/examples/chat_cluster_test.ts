@@ -42,6 +42,23 @@ async function presenceOf(c: TestClient, type: string, clientId: string): Promis
   }
 }
 
+/**
+ * ada's messages to the lobby until bob (on another process) gets one (the Redis
+ * subscription there settles asynchronously), then bob's "hello ada": the message ada got.
+ */
+async function bothWays(ada: TestClient, bob: TestClient): Promise<Data> {
+  let got: Data;
+  for (let i = 0; i < 50 && got === undefined; i++) {
+    ada.send({ type: "message", room: "lobby", text: `hi ${i}` });
+    got = await bob.next("message", 200).then((m) => m, () => undefined);
+  }
+  assert.ok(got !== undefined, "bob got ada's message");
+  bob.send({ type: "message", room: "lobby", text: "hello ada" });
+  let m = await ada.next("message");
+  while ((m.data as Data).user !== "bob") m = await ada.next("message");
+  return m;
+}
+
 test(
   "The chat demo on Deno and Bun with REDIS_URL: two processes act as one chat, with one presence and one history",
   async () => {
@@ -80,16 +97,7 @@ test(
         .data as Data;
       assert.deepEqual(list.clients.map((c: Data) => c.userId).sort(), ["ada", "bob"]);
       // Messages across processes, both ways, with the offsets of one stream.
-      let got: Data;
-      for (let i = 0; i < 50 && got === undefined; i++) {
-        // The Redis subscription for lobby on the other process settles asynchronously.
-        ada.send({ type: "message", room: "lobby", text: `hi ${i}` });
-        got = await bob.next("message", 200).then((m) => m, () => undefined);
-      }
-      assert.ok(got !== undefined, "bob got ada's message");
-      bob.send({ type: "message", room: "lobby", text: "hello ada" });
-      let m = await ada.next("message");
-      while ((m.data as Data).user !== "bob") m = await ada.next("message");
+      const m = await bothWays(ada, bob);
       assert.deepEqual(m.data, { room: "lobby", user: "bob", text: "hello ada" });
       const last = (m as Data).offset;
       // A latecomer on the Bun process reads the room's history: every message once, in order.
@@ -276,15 +284,7 @@ test(
       clients.push(ada, bob);
       // bob's join on the Bun process reaches ada on the Deno one (through the cluster).
       assert.equal((await presenceOf(ada, "presence.join", await bob.clientId())).userId, "bob");
-      let got: Data;
-      for (let i = 0; i < 50 && got === undefined; i++) {
-        ada.send({ type: "message", room: "lobby", text: `hi ${i}` });
-        got = await bob.next("message", 200).then((m) => m, () => undefined);
-      }
-      assert.ok(got !== undefined, "bob got ada's message");
-      bob.send({ type: "message", room: "lobby", text: "hello ada" });
-      let m = await ada.next("message");
-      while ((m.data as Data).user !== "bob") m = await ada.next("message");
+      const m = await bothWays(ada, bob);
       assert.equal((m.data as Data).text, "hello ada");
       for (const c of [ada, bob]) {
         const err = await c.request({ type: "whisper", to: "nobody", text: "hello?" }, "error");
