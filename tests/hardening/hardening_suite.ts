@@ -656,15 +656,21 @@ export function hardeningSuite(
           m.type === "error" ? (m.data as { code: string }).code : m.type
         );
         const pongs = burstTypes.filter((x) => x === "pong").length;
-        // A reset (1006) can also lose replies still in flight: then at most the allowance.
-        if (burstClose === CloseCode.RATE_LIMITED) assert.equal(pongs, 200, "the burst allowance");
-        else assert.ok(pongs > 0 && pongs <= 200, `${pongs} pongs for a burst allowance of 200`);
-        assert.ok(burstTypes.includes(ErrorCode.RATE_LIMITED), "told RATE_LIMITED");
-        assert.ok(
-          burstTypes.indexOf(ErrorCode.RATE_LIMITED) < burstTypes.indexOf("connection.closed"),
-          "told before being closed",
-        );
-        assert.deepEqual(burst.messages.at(-1)?.data, { code: 4002, reason: "rate limited" });
+        if (burstClose === CloseCode.RATE_LIMITED) {
+          // A clean close shows the whole sequence: the allowance, the warning, then the close.
+          assert.equal(pongs, 200, "the burst allowance");
+          assert.ok(burstTypes.includes(ErrorCode.RATE_LIMITED), "told RATE_LIMITED");
+          assert.ok(
+            burstTypes.indexOf(ErrorCode.RATE_LIMITED) < burstTypes.indexOf("connection.closed"),
+            "told before being closed",
+          );
+          assert.deepEqual(burst.messages.at(-1)?.data, { code: 4002, reason: "rate limited" });
+        } else {
+          // A reset (1006) loses what was still in flight, the warning and connection.closed
+          // included (seen on CI on Deno): at most the allowance arrives. The server side, a
+          // close with 4002, is checked for every flooder below, and the warning is counted.
+          assert.ok(pongs > 0 && pongs <= 200, `${pongs} pongs for a burst allowance of 200`);
+        }
         // Then a sustained flood: clients that reconnect and send as fast as they can.
         let flooding = true;
         const floodFrames = [0, 0];
